@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * HMM mirror: a device's view of a range of a process address space.
+ *
+ * A mirror keeps a sparse mirror page table, one 64-bit entry per mirror
+ * page, filled by hmm_mirror_fault() through hmm_range_fault() and emptied
+ * when the CPU page tables change (mmu_interval_notifier).  Before any entry
+ * is dropped the driver's ->invalidate() op is called so that the device stops
+ * using the pages first.
+ *
+ * See Documentation/mm/hmm_mirror.rst.
+ */
+#ifndef _LINUX_HMM_MIRROR_H
+#define _LINUX_HMM_MIRROR_H
+
+#include <linux/bits.h>
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/xarray.h>
+
+struct device;
+struct hmm_mirror;
+
+/*
+ * A mirror entry is the physical address of the mirrored page (aligned to the
+ * mirror's page size) with flags in its low bits.  The DMA address is derived
+ * from it (see hmm_mirror_entry_dma()), so an entry never exceeds 8 bytes and
+ * the page stays reachable for dirtying without reverse IOMMU look-ups.
+ */
+#define HMM_MIRROR_ENTRY_VALID		BIT_ULL(0)
+#define HMM_MIRROR_ENTRY_WRITE		BIT_ULL(1)
+#define HMM_MIRROR_ENTRY_DIRTY		BIT_ULL(2)
+#define HMM_MIRROR_ENTRY_FLAGS		GENMASK_ULL(2, 0)
+
+/* hmm_mirror_fault() flags */
+#define HMM_MIRROR_FAULT_WRITE		BIT(0)	/* need write access */
+#define HMM_MIRROR_FAULT_SNAPSHOT	BIT(1)	/* mirror what is present, fault nothing */
+
+/**
+ * struct hmm_mirror_ops - driver callbacks of a mirror
+ * @invalidate: stop all device access to [@start, @end) and return only once
+ *	the device can no longer read or write those pages.  Called with the
+ *	mirror locked, in a context that may sleep, before the mirror unmaps and
+ *	clears the entries of the range.  The entries are still valid during the
+ *	call, so the driver may read them (for instance to find what to zap).
+ */
+struct hmm_mirror_ops {
+	void (*invalidate)(struct hmm_mirror *mirror, unsigned long start,
+			   unsigned long end);
+};
+
+/**
+ * struct hmm_mirror_stats - event counters of one mirror
+ * @faults: successful hmm_mirror_fault() calls
+ * @pages_faulted: entries made valid by faults
+ * @invalidations: invalidations that found at least one valid entry
+ * @pages_invalidated: entries cleared by invalidations
+ * @retries: faults that raced with an invalidation and started over
+ * @fault_errors: failed hmm_mirror_fault() calls
+ */
+struct hmm_mirror_stats {
+	atomic64_t faults;
+	atomic64_t pages_faulted;
+	atomic64_t invalidations;
+	atomic64_t pages_invalidated;
+	atomic64_t retries;
+	atomic64_t fault_errors;
+};
+
+/**
+ * struct hmm_mirror - a device mirror of part of one mm
+ * @notifier: interval notifier over [@start, @end)
+ * @ops: driver callbacks
+ * @dma_dev: device the pages are DMA-mapped for; NULL for devices that access
+ *	memory through the CPU (virtual DMA, e.g. soft-RoCE)
+ * @lock: serialises faults, invalidations and device page-table updates;
+ *	entries may be read only with it held
+ * @start: first mirrored address (aligned to the mirror page size)
+ * @end: end of the mirrored range (exclusive, aligned)
+ * @page_shift: log2 of the mirror page size (PAGE_SHIFT, or more for huge pages)
+ * @leaves: sparse table: index -> struct hmm_mirror_leaf
+ * @nr_valid: number of valid entries
+ * @nr_leaves: number of allocated leaves
+ * @stats: event counters
+ *
+ * All fields are private to mm/hmm_mirror.c except where an accessor says
+ * otherwise.
+ */
+struct hmm_mirror {
+	struct mmu_interval_notifier notifier;
+	const struct hmm_mirror_ops *ops;
+	struct device *dma_dev;
+	struct mutex lock;
+	unsigned long start;
+	unsigned long end;
+	unsigned int page_shift;
+	struct xarray leaves;
+	unsigned long nr_valid;
+	unsigned long nr_leaves;
+	struct hmm_mirror_stats stats;
+};
+
+int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
+		    unsigned long start, unsigned long length,
+		    unsigned int page_shift, struct device *dma_dev,
+		    const struct hmm_mirror_ops *ops);
+int hmm_mirror_init_whole(struct hmm_mirror *mirror, struct mm_struct *mm,
+			  struct device *dma_dev,
+			  const struct hmm_mirror_ops *ops);
+void hmm_mirror_destroy(struct hmm_mirror *mirror);
+
+int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
+		     unsigned long len, unsigned int flags);
+
+/**
+ * hmm_mirror_lock - lock a mirror's entries against faults and invalidations
+ * @mirror: the mirror
+ */
+static inline void hmm_mirror_lock(struct hmm_mirror *mirror)
+{
+	mutex_lock(&mirror->lock);
+}
+
+/**
+ * hmm_mirror_unlock - unlock a mirror locked by hmm_mirror_lock() or by a
+ *	successful hmm_mirror_fault()
+ * @mirror: the mirror
+ */
+static inline void hmm_mirror_unlock(struct hmm_mirror *mirror)
+{
+	mutex_unlock(&mirror->lock);
+}
+
+void hmm_mirror_unmap(struct hmm_mirror *mirror, unsigned long start,
+		      unsigned long end);
+u64 hmm_mirror_entry(struct hmm_mirror *mirror, unsigned long addr);
+dma_addr_t hmm_mirror_entry_dma(struct hmm_mirror *mirror, unsigned long addr,
+				u64 entry);
+struct page *hmm_mirror_entry_page(u64 entry);
+void hmm_mirror_set_dirty(struct hmm_mirror *mirror, unsigned long start,
+			  unsigned long end);
+
+/**
+ * typedef hmm_mirror_walk_fn - called for each valid entry by hmm_mirror_walk()
+ * @mirror: the mirror being walked
+ * @addr: virtual address of the entry's mirror page
+ * @entry: the entry
+ * @dma: its DMA address (or physical address for a virtual-DMA mirror)
+ * @priv: the walker's private data
+ *
+ * Return: 0 to go on, anything else to stop the walk and return that value.
+ */
+typedef int (*hmm_mirror_walk_fn)(struct hmm_mirror *mirror,
+				  unsigned long addr, u64 entry,
+				  dma_addr_t dma, void *priv);
+int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
+		    unsigned long end, hmm_mirror_walk_fn fn, void *priv);
+
+size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror);
+
+/**
+ * hmm_mirror_entry_valid - does the entry map a page?
+ * @entry: a mirror entry
+ */
+static inline bool hmm_mirror_entry_valid(u64 entry)
+{
+	return entry & HMM_MIRROR_ENTRY_VALID;
+}
+
+/**
+ * hmm_mirror_entry_writable - may the device write through the entry?
+ * @entry: a mirror entry
+ */
+static inline bool hmm_mirror_entry_writable(u64 entry)
+{
+	return (entry & (HMM_MIRROR_ENTRY_VALID | HMM_MIRROR_ENTRY_WRITE)) ==
+	       (HMM_MIRROR_ENTRY_VALID | HMM_MIRROR_ENTRY_WRITE);
+}
+
+/**
+ * hmm_mirror_page_size - size of one mirror page
+ * @mirror: the mirror
+ */
+static inline unsigned long hmm_mirror_page_size(struct hmm_mirror *mirror)
+{
+	return 1UL << mirror->page_shift;
+}
+
+#endif /* _LINUX_HMM_MIRROR_H */
