@@ -1,0 +1,31 @@
+# InfiniBand ODP on HMM mirroring, on Linux 6.12 and soft-RoCE.
+#   make run      build, boot, ib_write_bw pinned vs --odp over rxe0 (the main job)
+#   make check    every test (KUnit, integration, pyverbs test_odp, hmm-tests)
+#   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
+#   make patches  the kernel change as a format-patch series + checkpatch
+SHELL := /bin/bash
+DEBUG ?= 0
+SUITES ?=
+export DEBUG
+
+.PHONY: all deps kernel run check patches clean
+
+all: kernel
+
+deps:
+	@bin/install-deps
+
+kernel: deps
+	@bin/kernel-build -s
+
+run: kernel
+	@tests/vm-run --timeout 600 -- tests/main-job
+
+check: deps
+	@tests/check $(SUITES)
+
+patches: deps
+	@bin/make-patches
+
+clean:
+	rm -rf build

@@ -1,0 +1,43 @@
+# Helpers for integration tests running in the VM on rxe0.
+DEV=${DEV:-rxe0}
+GID_INDEX=${GID_INDEX:-1}	# RoCEv2 GID of 10.0.2.15
+SERVER=10.0.2.15
+
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "$*"; exit 77; }
+
+# wait_listen PORT PID: wait (at most 10 s) until PID listens on TCP PORT.
+wait_listen() {
+	local i
+	for i in $(seq 100); do
+		ss -ltn 2>/dev/null | grep -q ":$1 " && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# perftest_pair TOOL [ARGS...]: run TOOL as server and client in loopback and
+# print the client's average bandwidth in MB/s.  Returns non-zero on failure.
+perftest_pair() {
+	local tool=$1; shift
+	local port=$((18515 + RANDOM % 1000))
+	local slog clog
+	slog=$(mktemp) clog=$(mktemp)
+	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "$@" > "$slog" 2>&1 &
+	local spid=$!
+	wait_listen "$port" $spid
+	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "$@" "$SERVER" > "$clog" 2>&1
+	local cst=$?
+	wait $spid
+	local sst=$?
+	sed 's/^/server: /' "$slog" >&2
+	sed 's/^/client: /' "$clog" >&2
+	if [ $cst -ne 0 ] || [ $sst -ne 0 ]; then
+		rm -f "$slog" "$clog"
+		return 1
+	fi
+	# The result line follows the '#bytes' header: bytes iters peak avg ...
+	awk '/#bytes/ { getline; print $4; exit }' "$clog"
+	rm -f "$slog" "$clog"
+}
