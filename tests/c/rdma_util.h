@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Small libibverbs helpers shared by the project's C tests: one device, one
+ * PD and CQ, and pairs of RC QPs connected to each other in loopback.
+ */
+#ifndef RDMA_UTIL_H
+#define RDMA_UTIL_H
+
+#include <infiniband/verbs.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rdma_ctx {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	int port;
+	int gid_index;
+};
+
+struct rdma_pair {
+	struct ibv_qp *a;	/* requester */
+	struct ibv_qp *b;	/* responder */
+};
+
+int rdma_open(struct rdma_ctx *r, const char *dev_name, int gid_index);
+void rdma_close(struct rdma_ctx *r);
+int rdma_pair_create(struct rdma_ctx *r, struct rdma_pair *p);
+void rdma_pair_destroy(struct rdma_pair *p);
+/* Wait for one completion; returns its status, or -1 on timeout. */
+int rdma_wait(struct rdma_ctx *r, struct ibv_wc *wc, int timeout_ms);
+int rdma_post_rw(struct rdma_pair *p, enum ibv_wr_opcode op, void *laddr,
+		 uint32_t lkey, uint64_t raddr, uint32_t rkey, size_t len);
+int rdma_post_send_recv(struct rdma_pair *p, void *src, uint32_t lkey,
+			void *dst, uint32_t dkey, size_t len);
+int rdma_post_atomic(struct rdma_pair *p, enum ibv_wr_opcode op,
+		     uint64_t *result, uint32_t lkey, uint64_t raddr,
+		     uint32_t rkey, uint64_t compare_add, uint64_t swap);
+/* Run one posted operation to completion: the worst status seen, -1 on timeout. */
+int rdma_complete(struct rdma_ctx *r, int nwc);
+int rdma_odp_caps(struct rdma_ctx *r, uint32_t *general, uint32_t *rc);
+
+#endif
