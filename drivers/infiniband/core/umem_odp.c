@@ -373,8 +373,8 @@ EXPORT_SYMBOL(ib_umem_odp_release);
  * Context: process context, may sleep; the umem must not be locked.
  * Return: the number of ODP pages of the widened range, with the umem locked;
  * or, with the umem unlocked, -EFAULT if the range is not inside the umem or
- * cannot be faulted in, -EINVAL if @access_mask is empty or the owning
- * process is gone, -EPERM for a write to a read-only umem, or another error
+ * cannot be faulted in, -EINVAL if @access_mask is empty, the range spans
+ * more than INT_MAX pages or the owning process is gone, -EPERM for a write to a read-only umem, or another error
  * of hmm_mirror_fault().
  */
 int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
@@ -404,6 +404,11 @@ int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
 
 	start = ALIGN_DOWN(user_va, page_size);
 	end = ALIGN(va_end, page_size);
+	/* The page count is returned as an int. */
+	if ((end - start) >> umem_odp->page_shift > INT_MAX) {
+		ret = -EINVAL;
+		goto err;
+	}
 	if (start == end) {
 		/* Nothing to map, but callers expect the lock either way. */
 		ib_umem_odp_lock(umem_odp);
