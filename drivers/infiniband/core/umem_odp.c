@@ -374,8 +374,8 @@ EXPORT_SYMBOL(ib_umem_odp_release);
  * Return: the number of ODP pages of the widened range, with the umem locked;
  * or, with the umem unlocked, -EFAULT if the range is not inside the umem or
  * cannot be faulted in, -EINVAL if @access_mask is empty, the range spans
- * more than INT_MAX pages or the owning process is gone, -EPERM for a write to a read-only umem, or another error
- * of hmm_mirror_fault().
+ * more than INT_MAX pages or the owning process is gone, -EPERM for a write
+ * to a read-only umem, or another error of hmm_mirror_fault().
  */
 int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
 			     u64 bcnt, u64 access_mask, bool fault)
