@@ -14,6 +14,7 @@
 #define _LINUX_HMM_MIRROR_H
 
 #include <linux/bits.h>
+#include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
@@ -32,6 +33,11 @@ struct hmm_mirror;
 #define HMM_MIRROR_ENTRY_WRITE		BIT_ULL(1)
 #define HMM_MIRROR_ENTRY_DIRTY		BIT_ULL(2)
 #define HMM_MIRROR_ENTRY_FLAGS		GENMASK_ULL(2, 0)
+#define HMM_MIRROR_ENTRY_ADDR_MASK	(~(u64)(PAGE_SIZE - 1))
+
+/* The mirror page table: one leaf of 512 entries per 512 mirror pages. */
+#define HMM_MIRROR_LEAF_SHIFT		9
+#define HMM_MIRROR_LEAF_ENTRIES		(1UL << HMM_MIRROR_LEAF_SHIFT)
 
 /* hmm_mirror_fault() flags */
 #define HMM_MIRROR_FAULT_WRITE		BIT(0)	/* need write access */
@@ -58,6 +64,11 @@ struct hmm_mirror_ops {
  * @pages_invalidated: entries cleared by invalidations
  * @retries: faults that raced with an invalidation and started over
  * @fault_errors: failed hmm_mirror_fault() calls
+ * @dma_maps: DMA map operations: one per contiguous run linked into an IOVA
+ *	range, one per page mapped with dma-direct
+ * @dma_syncs: IOTLB syncs after mapping (at most one per fault)
+ * @dma_flushes: IOTLB flushes after unmapping (at most one per invalidation
+ *	or hmm_mirror_unmap() call)
  */
 struct hmm_mirror_stats {
 	atomic64_t faults;
@@ -66,6 +77,25 @@ struct hmm_mirror_stats {
 	atomic64_t pages_invalidated;
 	atomic64_t retries;
 	atomic64_t fault_errors;
+	atomic64_t dma_maps;
+	atomic64_t dma_syncs;
+	atomic64_t dma_flushes;
+};
+
+/**
+ * enum hmm_mirror_dma_mode - how a mirror makes pages reachable by its device
+ * @HMM_MIRROR_DMA_NONE: no DMA mapping, the device (or software acting for
+ *	it) uses physical addresses or struct pages
+ * @HMM_MIRROR_DMA_DIRECT: dma-direct without bouncing, DMA address is
+ *	phys_to_dma() of the page
+ * @HMM_MIRROR_DMA_IOVA: iommu-dma, each leaf owns one IOVA range of
+ *	%HMM_MIRROR_LEAF_ENTRIES mirror pages, DMA address is the leaf's IOVA
+ *	plus the entry's offset in the leaf
+ */
+enum hmm_mirror_dma_mode {
+	HMM_MIRROR_DMA_NONE,
+	HMM_MIRROR_DMA_DIRECT,
+	HMM_MIRROR_DMA_IOVA,
 };
 
 /**
@@ -82,7 +112,15 @@ struct hmm_mirror_stats {
  * @leaves: sparse table: index -> struct hmm_mirror_leaf
  * @nr_valid: number of valid entries
  * @nr_leaves: number of allocated leaves
+ * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
+ * @precise_dirty: the driver reports device writes with
+ *	hmm_mirror_set_dirty(), so only entries marked dirty are dirtied when
+ *	they are unmapped; when false (the default, as for ODP hardware that
+ *	cannot tell), every writable entry is dirtied.  Set it after init,
+ *	before the first fault.
  * @stats: event counters
+ * @test_hook: KUnit only: called by hmm_mirror_fault() between
+ *	hmm_range_fault() and taking the lock
  *
  * All fields are private to mm/hmm_mirror.c except where an accessor says
  * otherwise.
@@ -98,7 +136,12 @@ struct hmm_mirror {
 	struct xarray leaves;
 	unsigned long nr_valid;
 	unsigned long nr_leaves;
+	enum hmm_mirror_dma_mode dma_mode;
+	bool precise_dirty;
 	struct hmm_mirror_stats stats;
+#if IS_ENABLED(CONFIG_HMM_MIRROR_KUNIT_TEST)
+	void (*test_hook)(struct hmm_mirror *mirror);
+#endif
 };
 
 int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
@@ -158,6 +201,26 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 		    unsigned long end, hmm_mirror_walk_fn fn, void *priv);
 
 size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror);
+
+/**
+ * hmm_mirror_entry_make - pack a physical address and flags into an entry
+ * @phys: physical address of the mirrored page, aligned to the mirror page
+ * @flags: HMM_MIRROR_ENTRY_* flags
+ */
+static inline u64 hmm_mirror_entry_make(phys_addr_t phys, u64 flags)
+{
+	return ((u64)phys & HMM_MIRROR_ENTRY_ADDR_MASK) |
+	       (flags & HMM_MIRROR_ENTRY_FLAGS);
+}
+
+/**
+ * hmm_mirror_entry_phys - physical address of the page an entry maps
+ * @entry: a valid mirror entry
+ */
+static inline phys_addr_t hmm_mirror_entry_phys(u64 entry)
+{
+	return entry & HMM_MIRROR_ENTRY_ADDR_MASK;
+}
 
 /**
  * hmm_mirror_entry_valid - does the entry map a page?

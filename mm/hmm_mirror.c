@@ -1,0 +1,1215 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * HMM mirror: a device's view of a range of a process address space.
+ *
+ * The mirror page table is sparse: an xarray of leaves, each leaf one array
+ * of HMM_MIRROR_LEAF_ENTRIES 64-bit entries, so its memory follows the pages
+ * actually mirrored rather than the size of the range.  Entries are filled by
+ * hmm_mirror_fault() with hmm_range_fault() and the mmu_interval_notifier
+ * sequence protocol, and cleared by the notifier's invalidate callback after
+ * the driver has stopped its device.
+ *
+ * See Documentation/mm/hmm_mirror.rst.
+ */
+#include <linux/dma-direct.h>
+#include <linux/dma-mapping.h>
+#include <linux/export.h>
+#include <linux/hmm.h>
+#include <linux/hmm_mirror.h>
+#include <linux/iommu.h>
+#include <linux/jiffies.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#define HMM_MIRROR_LEAF_MASK	(HMM_MIRROR_LEAF_ENTRIES - 1)
+#define HMM_MIRROR_LEAF_BYTES	(HMM_MIRROR_LEAF_ENTRIES * sizeof(u64))
+/* xarray levels below index bit BITS_PER_LONG - 1 */
+#define HMM_MIRROR_XA_LEVELS	((BITS_PER_LONG - 1) / XA_CHUNK_SHIFT)
+
+/**
+ * struct hmm_mirror_leaf - one leaf of the mirror page table
+ * @entries: HMM_MIRROR_LEAF_ENTRIES entries
+ * @iova: base of the leaf's IOVA range (HMM_MIRROR_DMA_IOVA only)
+ * @nr_valid: number of valid entries
+ * @next: link in a fault's pool of new leaves or in a list of leaves to free
+ */
+struct hmm_mirror_leaf {
+	u64 *entries;
+	dma_addr_t iova;
+	unsigned int nr_valid;
+	struct hmm_mirror_leaf *next;
+};
+
+/*
+ * Leaves allocated by a fault before it takes the lock, so that filling the
+ * table under the lock allocates nothing: the lock is also taken by
+ * invalidations, which run from reclaim.
+ */
+struct hmm_mirror_pool {
+	struct hmm_mirror_leaf *head;
+	bool reserved;		/* xarray slots were reserved */
+};
+
+/* A run of consecutive entries of one leaf being DMA-mapped or unmapped */
+struct hmm_mirror_run {
+	struct hmm_mirror_leaf *leaf;
+	unsigned long leaf_index;
+	unsigned int slot;	/* first entry of the run */
+	unsigned int nr;	/* number of entries, 0 when no run is open */
+	phys_addr_t phys;	/* physical address of the first entry */
+};
+
+/* What a fault batches: the open run and the IOVA span to sync */
+struct hmm_mirror_batch {
+	struct hmm_mirror_run run;
+	dma_addr_t sync_start;
+	dma_addr_t sync_end;	/* sync_start == sync_end: nothing linked */
+};
+
+static unsigned long hmm_mirror_pgsize(struct hmm_mirror *mirror)
+{
+	return 1UL << mirror->page_shift;
+}
+
+/* Index of the mirror page that holds @addr */
+static unsigned long hmm_mirror_index(struct hmm_mirror *mirror,
+				      unsigned long addr)
+{
+	return (addr - mirror->start) >> mirror->page_shift;
+}
+
+static unsigned long hmm_mirror_addr(struct hmm_mirror *mirror,
+				     unsigned long leaf_index,
+				     unsigned int slot)
+{
+	unsigned long index = (leaf_index << HMM_MIRROR_LEAF_SHIFT) | slot;
+
+	return mirror->start + (index << mirror->page_shift);
+}
+
+/* Size of a leaf's IOVA range */
+static size_t hmm_mirror_leaf_span(struct hmm_mirror *mirror)
+{
+	return (size_t)HMM_MIRROR_LEAF_ENTRIES << mirror->page_shift;
+}
+
+static dma_addr_t hmm_mirror_leaf_iova(struct hmm_mirror *mirror,
+				       struct hmm_mirror_leaf *leaf,
+				       unsigned int slot)
+{
+	return leaf->iova + ((dma_addr_t)slot << mirror->page_shift);
+}
+
+/*
+ * Clip [*start, *end) to the mirror and widen it to whole mirror pages.
+ * Return false if nothing is left.
+ */
+static bool hmm_mirror_clip(struct hmm_mirror *mirror, unsigned long *start,
+			    unsigned long *end)
+{
+	unsigned long s = max(*start, mirror->start);
+	unsigned long e = min(*end, mirror->end);
+
+	if (s >= e)
+		return false;
+	/* mirror->start and mirror->end are aligned, so this stays inside */
+	*start = ALIGN_DOWN(s, hmm_mirror_pgsize(mirror));
+	*end = ALIGN(e, hmm_mirror_pgsize(mirror));
+	return true;
+}
+
+static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror)
+{
+	struct hmm_mirror_leaf *leaf;
+	int ret;
+
+	leaf = kmalloc(sizeof(*leaf), GFP_KERNEL);
+	if (!leaf)
+		return ERR_PTR(-ENOMEM);
+	leaf->entries = kzalloc(HMM_MIRROR_LEAF_BYTES, GFP_KERNEL);
+	if (!leaf->entries) {
+		kfree(leaf);
+		return ERR_PTR(-ENOMEM);
+	}
+	leaf->iova = 0;
+	leaf->nr_valid = 0;
+	leaf->next = NULL;
+
+	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA) {
+		ret = dma_iova_reserve(mirror->dma_dev,
+				       hmm_mirror_leaf_span(mirror), &leaf->iova);
+		if (ret) {
+			kfree(leaf->entries);
+			kfree(leaf);
+			return ERR_PTR(ret);
+		}
+	}
+	return leaf;
+}
+
+/* Free a leaf that the device can no longer reach */
+static void hmm_mirror_leaf_free(struct hmm_mirror *mirror,
+				 struct hmm_mirror_leaf *leaf)
+{
+	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA)
+		dma_iova_unreserve(mirror->dma_dev, leaf->iova,
+				   hmm_mirror_leaf_span(mirror));
+	kfree(leaf->entries);
+	kfree(leaf);
+}
+
+/* Drop an entry that was made valid, with the mirror locked */
+static void hmm_mirror_clear_entry(struct hmm_mirror *mirror,
+				   struct hmm_mirror_leaf *leaf,
+				   unsigned int slot)
+{
+	leaf->entries[slot] = 0;
+	leaf->nr_valid--;
+	mirror->nr_valid--;
+}
+
+/*
+ * Remove an empty leaf from the table.  The caller frees it once the device
+ * can no longer reach anything through the leaf's IOVA range.
+ */
+static void hmm_mirror_leaf_remove(struct hmm_mirror *mirror,
+				   unsigned long leaf_index,
+				   struct hmm_mirror_leaf *leaf)
+{
+	xa_erase(&mirror->leaves, leaf_index);
+	mirror->nr_leaves--;
+}
+
+/*
+ * Mark the page of an entry that is being unmapped dirty if the device may
+ * have written it.  The page is still mapped by the CPU (invalidations run
+ * before the CPU page table changes, and destroy unmaps before removing the
+ * notifier), so it can neither be freed nor truncated under us; as in
+ * ib_umem_odp the page lock is not taken, since invalidations may be called
+ * with it held.
+ */
+static void hmm_mirror_dirty_page(struct hmm_mirror *mirror, u64 entry)
+{
+	if (!(entry & HMM_MIRROR_ENTRY_WRITE))
+		return;
+	if (mirror->precise_dirty && !(entry & HMM_MIRROR_ENTRY_DIRTY))
+		return;
+	folio_mark_dirty(page_folio(hmm_mirror_entry_page(entry)));
+}
+
+/* -------------------------------------------------------------------------
+ * Unmapping
+ */
+
+static void hmm_mirror_unlink_run(struct hmm_mirror *mirror,
+				  struct hmm_mirror_run *run,
+				  struct iommu_iotlb_gather *gather)
+{
+	if (!run->nr)
+		return;
+	dma_iova_unlink(mirror->dma_dev,
+			hmm_mirror_leaf_iova(mirror, run->leaf, run->slot),
+			(size_t)run->nr << mirror->page_shift,
+			DMA_BIDIRECTIONAL, 0, gather);
+	run->nr = 0;
+}
+
+/*
+ * Unmap and clear every valid entry of [start, end) (clipped and aligned),
+ * with one IOTLB flush, and free the leaves that became empty.  The device
+ * must no longer use the range.  Returns the number of entries cleared.
+ */
+static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
+					     unsigned long start,
+					     unsigned long end)
+{
+	unsigned long first = hmm_mirror_index(mirror, start);
+	unsigned long last = hmm_mirror_index(mirror, end - 1);
+	struct hmm_mirror_leaf *leaf, *freelist = NULL;
+	struct hmm_mirror_run run = {};
+	struct iommu_iotlb_gather gather;
+	unsigned long leaf_index, cleared = 0;
+	bool unlinked = false;
+
+	lockdep_assert_held(&mirror->lock);
+	iommu_iotlb_gather_init(&gather);
+
+	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
+			  first >> HMM_MIRROR_LEAF_SHIFT,
+			  last >> HMM_MIRROR_LEAF_SHIFT) {
+		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+
+		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
+			slot = first & HMM_MIRROR_LEAF_MASK;
+		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
+			slot_end = last & HMM_MIRROR_LEAF_MASK;
+
+		for (; slot <= slot_end && leaf->nr_valid; slot++) {
+			u64 entry = leaf->entries[slot];
+
+			if (!hmm_mirror_entry_valid(entry)) {
+				hmm_mirror_unlink_run(mirror, &run, &gather);
+				continue;
+			}
+
+			switch (mirror->dma_mode) {
+			case HMM_MIRROR_DMA_IOVA:
+				/* consecutive slots have consecutive IOVAs */
+				if (!run.nr) {
+					run.leaf = leaf;
+					run.slot = slot;
+				}
+				run.nr++;
+				unlinked = true;
+				break;
+			case HMM_MIRROR_DMA_DIRECT:
+				dma_unmap_page(mirror->dma_dev,
+					       phys_to_dma(mirror->dma_dev,
+							   hmm_mirror_entry_phys(entry)),
+					       hmm_mirror_pgsize(mirror),
+					       DMA_BIDIRECTIONAL);
+				break;
+			case HMM_MIRROR_DMA_NONE:
+				break;
+			}
+
+			hmm_mirror_dirty_page(mirror, entry);
+			hmm_mirror_clear_entry(mirror, leaf, slot);
+			cleared++;
+		}
+		hmm_mirror_unlink_run(mirror, &run, &gather);
+
+		if (!leaf->nr_valid) {
+			hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
+			leaf->next = freelist;
+			freelist = leaf;
+		}
+	}
+
+	if (unlinked) {
+		dma_iova_unlink_sync(mirror->dma_dev, &gather);
+		atomic64_inc(&mirror->stats.dma_flushes);
+	}
+
+	while (freelist) {
+		leaf = freelist;
+		freelist = leaf->next;
+		hmm_mirror_leaf_free(mirror, leaf);
+	}
+	return cleared;
+}
+
+/* Is any entry of [start, end) (clipped and aligned) valid? */
+static bool hmm_mirror_any_valid(struct hmm_mirror *mirror,
+				 unsigned long start, unsigned long end)
+{
+	unsigned long first = hmm_mirror_index(mirror, start);
+	unsigned long last = hmm_mirror_index(mirror, end - 1);
+	struct hmm_mirror_leaf *leaf;
+	unsigned long leaf_index;
+
+	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
+			  first >> HMM_MIRROR_LEAF_SHIFT,
+			  last >> HMM_MIRROR_LEAF_SHIFT) {
+		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+
+		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
+			slot = first & HMM_MIRROR_LEAF_MASK;
+		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
+			slot_end = last & HMM_MIRROR_LEAF_MASK;
+
+		if (!leaf->nr_valid)
+			continue;
+		if (slot == 0 && slot_end == HMM_MIRROR_LEAF_MASK)
+			return true;
+		for (; slot <= slot_end; slot++)
+			if (hmm_mirror_entry_valid(leaf->entries[slot]))
+				return true;
+	}
+	return false;
+}
+
+static bool hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
+				  const struct mmu_notifier_range *range,
+				  unsigned long cur_seq)
+{
+	struct hmm_mirror *mirror = container_of(mni, struct hmm_mirror,
+						 notifier);
+	bool blockable = mmu_notifier_range_blockable(range);
+	unsigned long start = range->start, end = range->end;
+	unsigned long cleared;
+	bool ret = true;
+
+	if (blockable)
+		mutex_lock(&mirror->lock);
+	else if (!mutex_trylock(&mirror->lock))
+		return false;
+
+	/* Any fault that looked at the CPU page tables before now retries. */
+	mmu_interval_set_seq(mni, cur_seq);
+
+	if (!hmm_mirror_clip(mirror, &start, &end) ||
+	    !hmm_mirror_any_valid(mirror, start, end))
+		goto out;
+
+	/* ->invalidate() may sleep */
+	if (!blockable) {
+		ret = false;
+		goto out;
+	}
+
+	mirror->ops->invalidate(mirror, start, end);
+	cleared = hmm_mirror_unmap_locked(mirror, start, end);
+	atomic64_inc(&mirror->stats.invalidations);
+	atomic64_add(cleared, &mirror->stats.pages_invalidated);
+out:
+	mutex_unlock(&mirror->lock);
+	return ret;
+}
+
+static const struct mmu_interval_notifier_ops hmm_mirror_mni_ops = {
+	.invalidate = hmm_mirror_invalidate,
+};
+
+/* -------------------------------------------------------------------------
+ * Faulting
+ */
+
+/*
+ * Before taking the lock, allocate a leaf and reserve the xarray slot for
+ * every leaf that the range needs (it has a present page) and that does not
+ * exist yet.  This runs unlocked, so hmm_mirror_populate() copes with the
+ * table having changed since.
+ */
+static int hmm_mirror_prepare(struct hmm_mirror *mirror,
+			      struct hmm_range *range,
+			      struct hmm_mirror_pool *pool)
+{
+	unsigned long pgsize = hmm_mirror_pgsize(mirror);
+	unsigned long addr = range->start;
+
+	while (addr < range->end) {
+		unsigned long leaf_index = hmm_mirror_index(mirror, addr) >>
+					   HMM_MIRROR_LEAF_SHIFT;
+		unsigned long next = hmm_mirror_addr(mirror, leaf_index + 1, 0);
+		unsigned long leaf_end = min(next, range->end);
+		struct hmm_mirror_leaf *leaf;
+		bool needed = false;
+		int ret;
+
+		if (!xa_load(&mirror->leaves, leaf_index)) {
+			for (; addr < leaf_end && !needed; addr += pgsize)
+				needed = range->hmm_pfns[(addr - range->start) >>
+							 PAGE_SHIFT] &
+					 HMM_PFN_VALID;
+		}
+		addr = leaf_end;
+		if (!needed)
+			continue;
+
+		ret = xa_reserve(&mirror->leaves, leaf_index, GFP_KERNEL);
+		if (ret)
+			return ret;
+		pool->reserved = true;
+
+		leaf = hmm_mirror_leaf_alloc(mirror);
+		if (IS_ERR(leaf))
+			return PTR_ERR(leaf);
+		leaf->next = pool->head;
+		pool->head = leaf;
+	}
+	return 0;
+}
+
+/* Free what a fault did not use; called with or without the lock */
+static void hmm_mirror_pool_release(struct hmm_mirror *mirror,
+				    struct hmm_range *range,
+				    struct hmm_mirror_pool *pool)
+{
+	struct hmm_mirror_leaf *leaf;
+	unsigned long index, last;
+
+	while (pool->head) {
+		leaf = pool->head;
+		pool->head = leaf->next;
+		hmm_mirror_leaf_free(mirror, leaf);
+	}
+
+	if (!pool->reserved)
+		return;
+	/* Only drops slots that are still reserved, not stored leaves. */
+	index = hmm_mirror_index(mirror, range->start) >> HMM_MIRROR_LEAF_SHIFT;
+	last = hmm_mirror_index(mirror, range->end - 1) >> HMM_MIRROR_LEAF_SHIFT;
+	for (; index <= last; index++)
+		xa_release(&mirror->leaves, index);
+	pool->reserved = false;
+}
+
+/* Find or insert the leaf @leaf_index, with the mirror locked */
+static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
+						   unsigned long leaf_index,
+						   struct hmm_mirror_pool *pool)
+{
+	struct hmm_mirror_leaf *leaf;
+
+	leaf = xa_load(&mirror->leaves, leaf_index);
+	if (leaf)
+		return leaf;
+
+	/* Raced with an invalidation that freed what we saw: start over. */
+	leaf = pool->head;
+	if (!leaf)
+		return ERR_PTR(-EAGAIN);
+	/* Does not allocate unless our reservation was dropped meanwhile */
+	if (xa_is_err(xa_store(&mirror->leaves, leaf_index, leaf,
+			       GFP_NOWAIT | __GFP_NOWARN)))
+		return ERR_PTR(-EAGAIN);
+	pool->head = leaf->next;
+	leaf->next = NULL;
+	mirror->nr_leaves++;
+	return leaf;
+}
+
+/*
+ * Map the open run into its leaf's IOVA range.  On failure its entries are
+ * cleared again, and the leaf freed if that left it empty (nothing of the
+ * run is mapped then).
+ */
+static int hmm_mirror_link_run(struct hmm_mirror *mirror,
+			       struct hmm_mirror_batch *batch)
+{
+	struct hmm_mirror_run *run = &batch->run;
+	struct hmm_mirror_leaf *leaf = run->leaf;
+	size_t size = (size_t)run->nr << mirror->page_shift;
+	dma_addr_t iova;
+	unsigned int i;
+	int ret;
+
+	if (!run->nr)
+		return 0;
+
+	iova = hmm_mirror_leaf_iova(mirror, leaf, run->slot);
+	ret = dma_iova_link(mirror->dma_dev, iova, run->phys, size,
+			    DMA_BIDIRECTIONAL, 0, GFP_ATOMIC);
+	if (ret) {
+		for (i = 0; i < run->nr; i++)
+			hmm_mirror_clear_entry(mirror, leaf, run->slot + i);
+		if (!leaf->nr_valid) {
+			hmm_mirror_leaf_remove(mirror, run->leaf_index, leaf);
+			hmm_mirror_leaf_free(mirror, leaf);
+		}
+		run->nr = 0;
+		return ret;
+	}
+	atomic64_inc(&mirror->stats.dma_maps);
+
+	if (batch->sync_start == batch->sync_end) {
+		batch->sync_start = iova;
+		batch->sync_end = iova + size;
+	} else {
+		batch->sync_start = min(batch->sync_start, iova);
+		batch->sync_end = max(batch->sync_end, iova + size);
+	}
+	run->nr = 0;
+	return 0;
+}
+
+/* DMA-map the page of a new entry, or add it to the open run */
+static int hmm_mirror_map_page(struct hmm_mirror *mirror,
+			       struct hmm_mirror_batch *batch,
+			       struct hmm_mirror_leaf *leaf,
+			       unsigned long leaf_index, unsigned int slot,
+			       struct page *page)
+{
+	struct hmm_mirror_run *run = &batch->run;
+	phys_addr_t phys = page_to_phys(page);
+	struct device *dev = mirror->dma_dev;
+	dma_addr_t dma;
+	int ret;
+
+	switch (mirror->dma_mode) {
+	case HMM_MIRROR_DMA_IOVA:
+		if (run->nr && run->leaf == leaf && run->slot + run->nr == slot &&
+		    run->phys + ((phys_addr_t)run->nr << mirror->page_shift) ==
+		    phys) {
+			run->nr++;
+			return 0;
+		}
+		ret = hmm_mirror_link_run(mirror, batch);
+		if (ret)
+			return ret;
+		run->leaf = leaf;
+		run->leaf_index = leaf_index;
+		run->slot = slot;
+		run->phys = phys;
+		run->nr = 1;
+		return 0;
+	case HMM_MIRROR_DMA_DIRECT:
+		dma = dma_map_page(dev, page, 0, hmm_mirror_pgsize(mirror),
+				   DMA_BIDIRECTIONAL);
+		if (dma_mapping_error(dev, dma))
+			return -ENOMEM;
+		atomic64_inc(&mirror->stats.dma_maps);
+		/* Checked at init: the device does not bounce */
+		if (WARN_ON_ONCE(dma != phys_to_dma(dev, phys))) {
+			dma_unmap_page(dev, dma, hmm_mirror_pgsize(mirror),
+				       DMA_BIDIRECTIONAL);
+			return -EOPNOTSUPP;
+		}
+		return 0;
+	case HMM_MIRROR_DMA_NONE:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * Close a fault's batch: link the open run and make everything linked
+ * visible to the device with one IOTLB sync.
+ */
+static int hmm_mirror_finish_batch(struct hmm_mirror *mirror,
+				   struct hmm_mirror_batch *batch)
+{
+	int ret;
+
+	if (mirror->dma_mode != HMM_MIRROR_DMA_IOVA)
+		return 0;
+
+	ret = hmm_mirror_link_run(mirror, batch);
+	if (batch->sync_start != batch->sync_end) {
+		int err = dma_iova_sync(mirror->dma_dev, batch->sync_start,
+					batch->sync_end - batch->sync_start);
+
+		atomic64_inc(&mirror->stats.dma_syncs);
+		if (!ret)
+			ret = err;
+	}
+	return ret;
+}
+
+/*
+ * Fill the entries of @range from the hmm_range_fault() result, with the
+ * mirror locked and the notifier sequence checked.  Entries made valid stay
+ * valid (and mapped) even when an error stops the loop.
+ */
+static int hmm_mirror_populate(struct hmm_mirror *mirror,
+			       struct hmm_range *range, unsigned int flags,
+			       struct hmm_mirror_pool *pool)
+{
+	unsigned long pgsize = hmm_mirror_pgsize(mirror);
+	unsigned long nr_valid = mirror->nr_valid;
+	struct hmm_mirror_batch batch = {};
+	unsigned long addr;
+	int ret = 0, err;
+
+	for (addr = range->start; addr < range->end; addr += pgsize) {
+		unsigned long hpfn = range->hmm_pfns[(addr - range->start) >>
+						     PAGE_SHIFT];
+		unsigned long index = hmm_mirror_index(mirror, addr);
+		unsigned long leaf_index = index >> HMM_MIRROR_LEAF_SHIFT;
+		unsigned int slot = index & HMM_MIRROR_LEAF_MASK;
+		struct hmm_mirror_leaf *leaf;
+		struct page *page;
+		u64 eflags;
+
+		if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR)) {
+			if (flags & HMM_MIRROR_FAULT_SNAPSHOT)
+				continue;
+			/* hmm_range_fault() succeeded: cannot happen */
+			WARN_ON_ONCE(1);
+			ret = -EFAULT;
+			break;
+		}
+
+		/* One entry covers a whole mirror page: it must be mapped so */
+		if (hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT < mirror->page_shift) {
+			ret = -EINVAL;
+			break;
+		}
+		page = hmm_pfn_to_page(hpfn);
+		if (!IS_ALIGNED(page_to_phys(page), pgsize)) {
+			ret = -EINVAL;
+			break;
+		}
+
+		eflags = HMM_MIRROR_ENTRY_VALID;
+		if ((flags & HMM_MIRROR_FAULT_WRITE) && (hpfn & HMM_PFN_WRITE))
+			eflags |= HMM_MIRROR_ENTRY_WRITE;
+
+		leaf = hmm_mirror_get_leaf(mirror, leaf_index, pool);
+		if (IS_ERR(leaf)) {
+			ret = PTR_ERR(leaf);
+			break;
+		}
+
+		if (hmm_mirror_entry_valid(leaf->entries[slot])) {
+			/*
+			 * No invalidation since the entry was made: the CPU
+			 * still maps the same page.  Only ever upgrade.
+			 */
+			VM_WARN_ON_ONCE(hmm_mirror_entry_phys(leaf->entries[slot]) !=
+					page_to_phys(page));
+			leaf->entries[slot] |= eflags;
+			continue;
+		}
+
+		ret = hmm_mirror_map_page(mirror, &batch, leaf, leaf_index,
+					  slot, page);
+		if (ret)
+			break;
+		leaf->entries[slot] = hmm_mirror_entry_make(page_to_phys(page),
+							    eflags);
+		leaf->nr_valid++;
+		mirror->nr_valid++;
+	}
+
+	err = hmm_mirror_finish_batch(mirror, &batch);
+	if (!ret)
+		ret = err;
+	atomic64_add(mirror->nr_valid - nr_valid, &mirror->stats.pages_faulted);
+	return ret;
+}
+
+/**
+ * hmm_mirror_fault() - mirror part of the address space, and lock the mirror
+ * @mirror: the mirror
+ * @addr: start of the range to mirror
+ * @len: length of the range
+ * @flags: HMM_MIRROR_FAULT_WRITE to get writable entries (and have the CPU
+ *	page tables made writable first), HMM_MIRROR_FAULT_SNAPSHOT to mirror
+ *	only the pages the CPU already maps, without faulting anything
+ *
+ * Fault in the CPU pages of [@addr, @addr + @len), widened to whole mirror
+ * pages, DMA-map the pages that were not mirrored yet in one batch and fill
+ * their entries.  Entries that are already valid are kept; a write fault only
+ * adds write permission to them.  A new entry is writable only if
+ * %HMM_MIRROR_FAULT_WRITE was asked and the CPU maps the page writable
+ * (always the case for a write fault that succeeds).  In snapshot mode pages
+ * the CPU does not map are skipped, and this is not an error.
+ *
+ * The CPU page tables are read without the mirror lock; if an invalidation
+ * hits the range meanwhile, the fault starts over (counted in stats.retries),
+ * for up to %HMM_RANGE_DEFAULT_TIMEOUT milliseconds.
+ *
+ * Context: process context, may sleep; takes the mmap lock of the mirrored
+ * mm, so the caller must not hold it, nor the mirror lock.
+ * Return: 0 with the mirror LOCKED: the entries of the range are valid until
+ * hmm_mirror_unlock(), which the caller calls once its device page table is
+ * updated.  On failure a negative errno, with the mirror not locked:
+ * -EINVAL for a zero or overflowing @len, unknown @flags, or pages mapped
+ * with a smaller size than the mirror page size; -EFAULT if the range is not
+ * inside the mirror or not mapped by the CPU; -EPERM for a write fault on
+ * read-only memory; -ESRCH if the mm has exited; -ENOMEM; -EBUSY if
+ * invalidations kept racing with the fault until the time-out.
+ */
+int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
+		     unsigned long len, unsigned int flags)
+{
+	struct hmm_range range = { .notifier = &mirror->notifier };
+	struct mm_struct *mm = mirror->notifier.mm;
+	struct hmm_mirror_pool pool = {};
+	unsigned long end, timeout;
+	bool locked = false;
+	int ret;
+
+	if (!len || check_add_overflow(addr, len, &end) ||
+	    (flags & ~(HMM_MIRROR_FAULT_WRITE | HMM_MIRROR_FAULT_SNAPSHOT))) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (addr < mirror->start || end > mirror->end) {
+		ret = -EFAULT;
+		goto out;
+	}
+
+	range.start = ALIGN_DOWN(addr, hmm_mirror_pgsize(mirror));
+	range.end = ALIGN(end, hmm_mirror_pgsize(mirror));
+	if (!(flags & HMM_MIRROR_FAULT_SNAPSHOT)) {
+		range.default_flags = HMM_PFN_REQ_FAULT;
+		if (flags & HMM_MIRROR_FAULT_WRITE)
+			range.default_flags |= HMM_PFN_REQ_WRITE;
+	}
+	range.hmm_pfns = kvmalloc_array((range.end - range.start) >> PAGE_SHIFT,
+					sizeof(*range.hmm_pfns), GFP_KERNEL);
+	if (!range.hmm_pfns) {
+		ret = -ENOMEM;
+		goto out;
+	}
+
+	if (!mmget_not_zero(mm)) {
+		ret = -ESRCH;
+		goto out_free;
+	}
+
+	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	for (;;) {
+		/* Leaves allocated for an attempt that failed may not fit. */
+		hmm_mirror_pool_release(mirror, &range, &pool);
+		if (time_after(jiffies, timeout)) {
+			ret = -EBUSY;
+			break;
+		}
+
+		range.notifier_seq = mmu_interval_read_begin(&mirror->notifier);
+		mmap_read_lock(mm);
+		ret = hmm_range_fault(&range);
+		mmap_read_unlock(mm);
+		if (ret == -EBUSY)
+			continue;
+		if (ret)
+			break;
+
+		ret = hmm_mirror_prepare(mirror, &range, &pool);
+		if (ret)
+			break;
+
+#if IS_ENABLED(CONFIG_HMM_MIRROR_KUNIT_TEST)
+		if (mirror->test_hook)
+			mirror->test_hook(mirror);
+#endif
+
+		mutex_lock(&mirror->lock);
+		if (mmu_interval_read_retry(&mirror->notifier,
+					    range.notifier_seq)) {
+			mutex_unlock(&mirror->lock);
+			atomic64_inc(&mirror->stats.retries);
+			continue;
+		}
+
+		ret = hmm_mirror_populate(mirror, &range, flags, &pool);
+		if (!ret) {
+			locked = true;
+			break;
+		}
+		mutex_unlock(&mirror->lock);
+		/* -EAGAIN: the table changed under us, allocate again */
+		if (ret != -EAGAIN)
+			break;
+	}
+
+	hmm_mirror_pool_release(mirror, &range, &pool);
+	/* The last reference may tear the mm down, which needs our lock. */
+	mmput_async(mm);
+out_free:
+	kvfree(range.hmm_pfns);
+out:
+	if (locked)
+		atomic64_inc(&mirror->stats.faults);
+	else
+		atomic64_inc(&mirror->stats.fault_errors);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_fault);
+
+/* -------------------------------------------------------------------------
+ * Set-up and tear-down
+ */
+
+static int hmm_mirror_pick_dma_mode(struct hmm_mirror *mirror,
+				    struct device *dma_dev)
+{
+	if (!dma_dev)
+		mirror->dma_mode = HMM_MIRROR_DMA_NONE;
+	else if (dma_iova_capable(dma_dev))
+		mirror->dma_mode = HMM_MIRROR_DMA_IOVA;
+	else if (dma_can_map_phys_direct(dma_dev))
+		mirror->dma_mode = HMM_MIRROR_DMA_DIRECT;
+	else
+		return -EOPNOTSUPP;
+	mirror->dma_dev = dma_dev;
+	return 0;
+}
+
+/**
+ * hmm_mirror_init() - start mirroring a range of an address space
+ * @mirror: the mirror to initialise (its previous content is ignored)
+ * @mm: the address space
+ * @start: start of the range, aligned to the mirror page size
+ * @length: length of the range, aligned to the mirror page size
+ * @page_shift: log2 of the mirror page size: PAGE_SHIFT, or up to PUD_SHIFT
+ *	when the whole range is mapped by huge pages of at least that size
+ * @dma_dev: the device to DMA-map pages for, or NULL for a device that
+ *	reaches memory through the CPU (the DMA address is then the physical
+ *	address)
+ * @ops: driver callbacks; ->invalidate is mandatory
+ *
+ * No page is mirrored until hmm_mirror_fault() is called.  With a @dma_dev
+ * translated by iommu-dma every leaf of the mirror page table gets its own
+ * IOVA range; with a dma-direct @dma_dev the DMA address of a page is
+ * phys_to_dma() of it.  The mirror holds a reference on the mm_struct (not
+ * on the address space) until hmm_mirror_destroy().
+ *
+ * Context: process context, may sleep; takes the mmap lock of @mm.
+ * Return: 0 on success; -EINVAL for bad arguments; -EOPNOTSUPP if @dma_dev
+ * would need bounce buffering or uses DMA ops other than dma-direct and
+ * iommu-dma; -ENOMEM.
+ */
+int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
+		    unsigned long start, unsigned long length,
+		    unsigned int page_shift, struct device *dma_dev,
+		    const struct hmm_mirror_ops *ops)
+{
+	unsigned long end;
+	int ret;
+
+	if (!mm || !ops || !ops->invalidate)
+		return -EINVAL;
+	if (page_shift < PAGE_SHIFT || page_shift > PUD_SHIFT)
+		return -EINVAL;
+	if (!length || !IS_ALIGNED(start | length, 1UL << page_shift))
+		return -EINVAL;
+	if (check_add_overflow(start, length, &end) || end > mm->task_size)
+		return -EINVAL;
+
+	memset(mirror, 0, sizeof(*mirror));
+	ret = hmm_mirror_pick_dma_mode(mirror, dma_dev);
+	if (ret)
+		return ret;
+	mirror->ops = ops;
+	mirror->start = start;
+	mirror->end = end;
+	mirror->page_shift = page_shift;
+	mutex_init(&mirror->lock);
+	xa_init(&mirror->leaves);
+
+	/*
+	 * The lock is taken by invalidations, which reclaim can run: teach
+	 * lockdep that nothing may allocate with GFP_KERNEL under it.
+	 */
+	if (IS_ENABLED(CONFIG_LOCKDEP)) {
+		fs_reclaim_acquire(GFP_KERNEL);
+		might_lock(&mirror->lock);
+		fs_reclaim_release(GFP_KERNEL);
+	}
+
+	ret = mmu_interval_notifier_insert(&mirror->notifier, mm, start,
+					   length, &hmm_mirror_mni_ops);
+	if (ret) {
+		mutex_destroy(&mirror->lock);
+		return ret;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_init);
+
+/**
+ * hmm_mirror_init_whole() - start mirroring a whole address space
+ * @mirror: the mirror to initialise
+ * @mm: the address space
+ * @dma_dev: the device to DMA-map pages for, or NULL (see hmm_mirror_init())
+ * @ops: driver callbacks
+ *
+ * Mirror all of @mm's user addresses with PAGE_SIZE entries, for implicit
+ * on-demand paging.  Only the leaves of the pages actually faulted are
+ * allocated.  Every change of @mm's page tables calls the invalidate
+ * callback, which returns quickly when no entry is affected.
+ *
+ * Context: process context, may sleep; takes the mmap lock of @mm.
+ * Return: as hmm_mirror_init().
+ */
+int hmm_mirror_init_whole(struct hmm_mirror *mirror, struct mm_struct *mm,
+			  struct device *dma_dev,
+			  const struct hmm_mirror_ops *ops)
+{
+	if (!mm)
+		return -EINVAL;
+	return hmm_mirror_init(mirror, mm, 0, mm->task_size, PAGE_SHIFT,
+			       dma_dev, ops);
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_init_whole);
+
+/**
+ * hmm_mirror_destroy() - stop mirroring and free everything
+ * @mirror: the mirror
+ *
+ * Unmap every page still mirrored (dirtying them as an invalidation does,
+ * but without calling ->invalidate()), remove the notifier and free the
+ * mirror page table.  The device must no longer use the mirror, and no
+ * hmm_mirror_fault() may be running or start.
+ *
+ * Context: process context, may sleep; must not hold the mirror lock.
+ */
+void hmm_mirror_destroy(struct hmm_mirror *mirror)
+{
+	/* Unmap while the CPU still maps the pages, i.e. before the removal */
+	mutex_lock(&mirror->lock);
+	hmm_mirror_unmap_locked(mirror, mirror->start, mirror->end);
+	mutex_unlock(&mirror->lock);
+
+	mmu_interval_notifier_remove(&mirror->notifier);
+
+	WARN_ON(mirror->nr_valid || mirror->nr_leaves);
+	xa_destroy(&mirror->leaves);
+	mutex_destroy(&mirror->lock);
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_destroy);
+
+/* -------------------------------------------------------------------------
+ * Accessors for the driver
+ */
+
+/**
+ * hmm_mirror_unmap() - unmap part of a mirror on the driver's initiative
+ * @mirror: the mirror, locked
+ * @start: start of the range
+ * @end: end of the range (exclusive)
+ *
+ * Clear the entries of [@start, @end) (clipped to the mirror, widened to
+ * whole mirror pages), unmapping their DMA with one IOTLB flush and dirtying
+ * the pages the device may have written, as an invalidation does.  The
+ * driver must already have stopped the device from using the range.  The
+ * pages are faulted again by the next hmm_mirror_fault() on them.
+ *
+ * Context: the mirror lock is held.
+ */
+void hmm_mirror_unmap(struct hmm_mirror *mirror, unsigned long start,
+		      unsigned long end)
+{
+	lockdep_assert_held(&mirror->lock);
+
+	if (hmm_mirror_clip(mirror, &start, &end))
+		hmm_mirror_unmap_locked(mirror, start, end);
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_unmap);
+
+/**
+ * hmm_mirror_entry() - read the entry of one mirror page
+ * @mirror: the mirror, locked
+ * @addr: any address in the mirror page
+ *
+ * Context: the mirror lock is held.
+ * Return: the entry, or 0 if @addr is outside the mirror or not mirrored.
+ */
+u64 hmm_mirror_entry(struct hmm_mirror *mirror, unsigned long addr)
+{
+	struct hmm_mirror_leaf *leaf;
+	unsigned long index;
+
+	lockdep_assert_held(&mirror->lock);
+
+	if (addr < mirror->start || addr >= mirror->end)
+		return 0;
+	index = hmm_mirror_index(mirror, addr);
+	leaf = xa_load(&mirror->leaves, index >> HMM_MIRROR_LEAF_SHIFT);
+	return leaf ? leaf->entries[index & HMM_MIRROR_LEAF_MASK] : 0;
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_entry);
+
+static dma_addr_t hmm_mirror_dma(struct hmm_mirror *mirror,
+				 struct hmm_mirror_leaf *leaf,
+				 unsigned int slot, u64 entry)
+{
+	phys_addr_t phys = hmm_mirror_entry_phys(entry);
+
+	switch (mirror->dma_mode) {
+	case HMM_MIRROR_DMA_IOVA:
+		return hmm_mirror_leaf_iova(mirror, leaf, slot);
+	case HMM_MIRROR_DMA_DIRECT:
+		return phys_to_dma(mirror->dma_dev, phys);
+	case HMM_MIRROR_DMA_NONE:
+		break;
+	}
+	return phys;
+}
+
+/**
+ * hmm_mirror_entry_dma() - DMA address of a mirrored byte
+ * @mirror: the mirror, locked
+ * @addr: the virtual address
+ * @entry: the entry of @addr's mirror page, from hmm_mirror_entry()
+ *
+ * Context: the mirror lock is held.
+ * Return: the address the device uses to reach @addr: the IOVA, the
+ * dma-direct address, or the physical address for a mirror without DMA
+ * device; DMA_MAPPING_ERROR if @entry is not valid.
+ */
+dma_addr_t hmm_mirror_entry_dma(struct hmm_mirror *mirror, unsigned long addr,
+				u64 entry)
+{
+	unsigned long offset = addr & (hmm_mirror_pgsize(mirror) - 1);
+	struct hmm_mirror_leaf *leaf = NULL;
+	unsigned long index;
+
+	lockdep_assert_held(&mirror->lock);
+
+	if (!hmm_mirror_entry_valid(entry) || addr < mirror->start ||
+	    addr >= mirror->end)
+		return DMA_MAPPING_ERROR;
+
+	index = hmm_mirror_index(mirror, addr);
+	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA) {
+		leaf = xa_load(&mirror->leaves, index >> HMM_MIRROR_LEAF_SHIFT);
+		if (WARN_ON_ONCE(!leaf))
+			return DMA_MAPPING_ERROR;
+	}
+	return hmm_mirror_dma(mirror, leaf, index & HMM_MIRROR_LEAF_MASK,
+			      entry) + offset;
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_entry_dma);
+
+/**
+ * hmm_mirror_entry_page() - the page an entry maps
+ * @entry: a mirror entry
+ *
+ * For a mirror page larger than PAGE_SIZE this is the first page of it.
+ *
+ * Return: the page, or NULL if @entry is not valid.
+ */
+struct page *hmm_mirror_entry_page(u64 entry)
+{
+	if (!hmm_mirror_entry_valid(entry))
+		return NULL;
+	return pfn_to_page(PHYS_PFN(hmm_mirror_entry_phys(entry)));
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_entry_page);
+
+/**
+ * hmm_mirror_set_dirty() - record that the device wrote a range
+ * @mirror: the mirror, locked
+ * @start: start of the range
+ * @end: end of the range (exclusive)
+ *
+ * Mark the writable entries of [@start, @end) dirty: their pages are marked
+ * dirty when the entries are unmapped.  Only needed when the driver set
+ * @mirror->precise_dirty; otherwise every writable entry counts as dirty.
+ *
+ * Context: the mirror lock is held.
+ */
+void hmm_mirror_set_dirty(struct hmm_mirror *mirror, unsigned long start,
+			  unsigned long end)
+{
+	struct hmm_mirror_leaf *leaf;
+	unsigned long first, last, leaf_index;
+
+	lockdep_assert_held(&mirror->lock);
+
+	if (!hmm_mirror_clip(mirror, &start, &end))
+		return;
+	first = hmm_mirror_index(mirror, start);
+	last = hmm_mirror_index(mirror, end - 1);
+
+	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
+			  first >> HMM_MIRROR_LEAF_SHIFT,
+			  last >> HMM_MIRROR_LEAF_SHIFT) {
+		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+
+		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
+			slot = first & HMM_MIRROR_LEAF_MASK;
+		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
+			slot_end = last & HMM_MIRROR_LEAF_MASK;
+
+		for (; slot <= slot_end; slot++)
+			if (hmm_mirror_entry_writable(leaf->entries[slot]))
+				leaf->entries[slot] |= HMM_MIRROR_ENTRY_DIRTY;
+	}
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_set_dirty);
+
+/**
+ * hmm_mirror_walk() - call a function for each valid entry of a range
+ * @mirror: the mirror, locked
+ * @start: start of the range
+ * @end: end of the range (exclusive)
+ * @fn: called with the address of each valid mirror page in the range (in
+ *	increasing order), its entry and its DMA address
+ * @priv: passed to @fn
+ *
+ * The range is clipped to the mirror and widened to whole mirror pages.
+ * @fn must not change the mirror.
+ *
+ * Context: the mirror lock is held.
+ * Return: 0 after visiting every valid entry, or the first non-zero value
+ * returned by @fn, which stops the walk.
+ */
+int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
+		    unsigned long end, hmm_mirror_walk_fn fn, void *priv)
+{
+	struct hmm_mirror_leaf *leaf;
+	unsigned long first, last, leaf_index;
+	int ret;
+
+	lockdep_assert_held(&mirror->lock);
+
+	if (!hmm_mirror_clip(mirror, &start, &end))
+		return 0;
+	first = hmm_mirror_index(mirror, start);
+	last = hmm_mirror_index(mirror, end - 1);
+
+	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
+			  first >> HMM_MIRROR_LEAF_SHIFT,
+			  last >> HMM_MIRROR_LEAF_SHIFT) {
+		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+
+		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
+			slot = first & HMM_MIRROR_LEAF_MASK;
+		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
+			slot_end = last & HMM_MIRROR_LEAF_MASK;
+
+		for (; slot <= slot_end; slot++) {
+			u64 entry = leaf->entries[slot];
+
+			if (!hmm_mirror_entry_valid(entry))
+				continue;
+			ret = fn(mirror, hmm_mirror_addr(mirror, leaf_index, slot),
+				 entry, hmm_mirror_dma(mirror, leaf, slot, entry),
+				 priv);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_walk);
+
+/**
+ * hmm_mirror_metadata_bytes() - memory used by a mirror's page table
+ * @mirror: the mirror, locked or not
+ *
+ * Count the bytes allocated for the mirror: the structure itself, its
+ * leaves (entry arrays and headers, as rounded up by the slab allocator) and
+ * the xarray nodes that index them (computed from the indices present, which
+ * is exact for an xarray that holds no reservation).  Without the lock the
+ * result is a snapshot that may already be stale.
+ *
+ * Return: the number of bytes.
+ */
+size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
+{
+	unsigned long last[HMM_MIRROR_XA_LEVELS + 1];
+	unsigned long nodes = 0, leaves = 0, max = 0, index;
+	struct hmm_mirror_leaf *leaf;
+	unsigned int level;
+	size_t bytes;
+
+	xa_for_each(&mirror->leaves, index, leaf) {
+		/*
+		 * The xarray node of level L that holds @index (level 1 holds
+		 * leaves) is identified by index >> (L * XA_CHUNK_SHIFT).
+		 */
+		for (level = 1; level <= HMM_MIRROR_XA_LEVELS; level++) {
+			unsigned long node = index >> (level * XA_CHUNK_SHIFT);
+
+			if (leaves && node == last[level])
+				continue;
+			last[level] = node;
+			nodes++;
+		}
+		leaves++;
+		max = index;
+	}
+	/*
+	 * Levels above the root were counted once each: the root is the
+	 * lowest level L with max >> (L * XA_CHUNK_SHIFT) == 0, and none is
+	 * needed when index 0 is the only one (it lives in xa_head).
+	 */
+	for (level = 1; leaves && level <= HMM_MIRROR_XA_LEVELS; level++)
+		if (!(max >> ((level - 1) * XA_CHUNK_SHIFT)))
+			nodes--;
+
+	bytes = sizeof(*mirror) + nodes * sizeof(struct xa_node);
+	bytes += leaves * (kmalloc_size_roundup(sizeof(struct hmm_mirror_leaf)) +
+			   kmalloc_size_roundup(HMM_MIRROR_LEAF_BYTES));
+	return bytes;
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_metadata_bytes);
