@@ -2,6 +2,13 @@
 DEV=${DEV:-rxe0}
 GID_INDEX=${GID_INDEX:-1}	# RoCEv2 GID of 10.0.2.15
 SERVER=10.0.2.15
+# Test programs built by tests/build-tests.
+TESTS_BIN=${TESTS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/tests-bin}
+
+# odp_supported: does the device report general ODP support?
+odp_supported() {
+	ibv_devinfo -v -d "$DEV" | grep -A3 general_odp_caps | grep -q ODP_SUPPORT
+}
 
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "$*"; exit 77; }

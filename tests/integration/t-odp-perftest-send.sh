@@ -1,0 +1,6 @@
+# ib_send_bw with ODP memory (--odp) runs to completion over rxe0 in loopback.
+. ./lib.sh
+odp_supported || fail "rxe0 reports no ODP support"
+bw=$(perftest_pair ib_send_bw --odp -D 2) || fail "ib_send_bw --odp failed"
+echo "ib_send_bw --odp: $bw MB/s"
+awk -v b="$bw" 'BEGIN { exit !(b > 0) }' || fail "no bandwidth measured"
