@@ -180,14 +180,13 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
  * @dir: RXE_TO_MR_OBJ or RXE_FROM_MR_OBJ
  *
  * Context: process context (rxe QP tasks); may sleep.
- * Return: 0, or a negative errno when a page could not be faulted in.
+ * Return: 0, or -EFAULT when a page could not be faulted in.
  */
 int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
 		    unsigned int length, enum rxe_mr_copy_dir dir)
 {
 	unsigned long va = rxe_odp_va(mr, iova);
 	unsigned int done;
-	int err;
 
 	for (;;) {
 		done = rxe_odp_copy_present(mr, va, addr, length, dir);
@@ -196,9 +195,12 @@ int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
 		va += done;
 		addr += done;
 		length -= done;
-		err = rxe_odp_fault(mr, va, length, dir == RXE_TO_MR_OBJ);
-		if (err)
-			return err;
+		/*
+		 * Not mapped, or not writable: either way a protection error
+		 * for the requester and the responder alike.
+		 */
+		if (rxe_odp_fault(mr, va, length, dir == RXE_TO_MR_OBJ))
+			return -EFAULT;
 	}
 }
 
