@@ -405,9 +405,11 @@ static void hmm_mirror_test_fault_invalidate(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, stat(&m->stats.invalidations), 1);
 	KUNIT_EXPECT_EQ(test, stat(&m->stats.pages_invalidated), 4);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 4);
-	for (i = 0; i < 16; i++)
-		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_valid(entry_of(tm,
-				mstart + i * PAGE_SIZE)), i < 4);
+	for (i = 0; i < 16; i++) {
+		u64 e = entry_of(tm, mstart + i * PAGE_SIZE);
+
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_valid(e), i < 4);
+	}
 
 	/* unmapping the rest frees the leaf */
 	vm_munmap(addr, 8 * PAGE_SIZE);
@@ -640,7 +642,8 @@ static void hmm_mirror_test_walk(struct kunit *test)
 
 	/* whole mirror, and clipping of a range larger than the mirror */
 	memset(&ws, 0, sizeof(ws));
-	ws.ordered = ws.dma_ok = true;
+	ws.ordered = true;
+	ws.dma_ok = true;
 	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, 0, ULONG_MAX, walk_fn, &ws));
 	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
 	KUNIT_EXPECT_TRUE(test, ws.ordered);
@@ -731,6 +734,12 @@ static void hmm_mirror_test_race_retry(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 2);
 }
 
+/* The folio an entry maps, with the mirror locked */
+static struct folio *folio_at(struct hmm_mirror *m, unsigned long addr)
+{
+	return page_folio(hmm_mirror_entry_page(hmm_mirror_entry(m, addr)));
+}
+
 static void hmm_mirror_test_dirty(struct kunit *test)
 {
 	struct test_mirror *tm = test_mirror_alloc(test);
@@ -750,8 +759,7 @@ static void hmm_mirror_test_dirty(struct kunit *test)
 	fault_ok(test, tm, addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE, 0);
 	hmm_mirror_lock(m);
 	for (i = 0; i < 4; i++) {
-		folios[i] = page_folio(hmm_mirror_entry_page(
-				hmm_mirror_entry(m, addr + i * PAGE_SIZE)));
+		folios[i] = folio_at(m, addr + i * PAGE_SIZE);
 		/* the CPU keeps the dirty bit in its PTE; start clean */
 		folio_clear_dirty(folios[i]);
 	}
@@ -770,9 +778,8 @@ static void hmm_mirror_test_dirty(struct kunit *test)
 	hmm_mirror_lock(m);
 	for (i = 0; i < 4; i++) {
 		/* same pages: the CPU mapping did not change */
-		KUNIT_EXPECT_PTR_EQ(test, folios[i], page_folio(
-			hmm_mirror_entry_page(hmm_mirror_entry(m, addr +
-							       i * PAGE_SIZE))));
+		KUNIT_EXPECT_PTR_EQ(test, folios[i],
+				    folio_at(m, addr + i * PAGE_SIZE));
 		/* keep them after munmap to look at their flags */
 		folio_get(folios[i]);
 		folio_clear_dirty(folios[i]);
@@ -1086,7 +1093,7 @@ static void check_released(void *data)
 	struct kunit *test = tm->test;
 	unsigned int i, calls = 0;
 
-	for (i = 0; i < 500; i++) {
+	for (i = 0; i < 250; i++) {
 		hmm_mirror_lock(&tm->mirror);
 		calls = tm->nr_invalidate;
 		if (calls) {
@@ -1097,7 +1104,7 @@ static void check_released(void *data)
 		hmm_mirror_unlock(&tm->mirror);
 		if (calls)
 			break;
-		msleep(10);
+		msleep(20);
 	}
 	KUNIT_EXPECT_EQ(test, calls, 1);
 	KUNIT_EXPECT_EQ(test, stat(&tm->mirror.stats.pages_invalidated), 4);
@@ -1144,6 +1151,7 @@ static struct kunit_suite hmm_mirror_test_suite = {
 	.name = "hmm_mirror",
 	.test_cases = hmm_mirror_test_cases,
 };
+
 kunit_test_suite(hmm_mirror_test_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the HMM mirror");
