@@ -1093,20 +1093,23 @@ static void check_released(void *data)
 	struct kunit *test = tm->test;
 	unsigned int i, calls = 0;
 
-	for (i = 0; i < 250; i++) {
+	unsigned long seen = 0, valid = 0, leaves = 0;
+
+	for (i = 0; i < 250 && !calls; i++) {
+		if (i)
+			msleep(20);
+		/* the invalidation is over once we get the lock */
 		hmm_mirror_lock(&tm->mirror);
 		calls = tm->nr_invalidate;
-		if (calls) {
-			KUNIT_EXPECT_EQ(test, tm->inv_valid, 4);
-			KUNIT_EXPECT_EQ(test, tm->mirror.nr_valid, 0);
-			KUNIT_EXPECT_EQ(test, tm->mirror.nr_leaves, 0);
-		}
+		seen = tm->inv_valid;
+		valid = tm->mirror.nr_valid;
+		leaves = tm->mirror.nr_leaves;
 		hmm_mirror_unlock(&tm->mirror);
-		if (calls)
-			break;
-		msleep(20);
 	}
 	KUNIT_EXPECT_EQ(test, calls, 1);
+	KUNIT_EXPECT_EQ(test, seen, 4);
+	KUNIT_EXPECT_EQ(test, valid, 0);
+	KUNIT_EXPECT_EQ(test, leaves, 0);
 	KUNIT_EXPECT_EQ(test, stat(&tm->mirror.stats.pages_invalidated), 4);
 }
 
