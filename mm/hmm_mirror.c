@@ -515,6 +515,29 @@ static int hmm_mirror_link_run(struct hmm_mirror *mirror,
 	return 0;
 }
 
+/*
+ * Free the empty leaves of [start, end) that a failed fault inserted.  An
+ * empty leaf has nothing mapped in its IOVA range: its entries were either
+ * unmapped with a flush or never linked.
+ */
+static void hmm_mirror_prune(struct hmm_mirror *mirror, unsigned long start,
+			     unsigned long end)
+{
+	unsigned long first = hmm_mirror_index(mirror, start);
+	unsigned long last = hmm_mirror_index(mirror, end - 1);
+	struct hmm_mirror_leaf *leaf;
+	unsigned long leaf_index;
+
+	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
+			  first >> HMM_MIRROR_LEAF_SHIFT,
+			  last >> HMM_MIRROR_LEAF_SHIFT) {
+		if (leaf->nr_valid)
+			continue;
+		hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
+		hmm_mirror_leaf_free(mirror, leaf);
+	}
+}
+
 /* DMA-map the page of a new entry, or add it to the open run */
 static int hmm_mirror_map_page(struct hmm_mirror *mirror,
 			       struct hmm_mirror_batch *batch,
@@ -667,6 +690,8 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 	err = hmm_mirror_finish_batch(mirror, &batch);
 	if (!ret)
 		ret = err;
+	if (ret)
+		hmm_mirror_prune(mirror, range->start, range->end);
 	atomic64_add(mirror->nr_valid - nr_valid, &mirror->stats.pages_faulted);
 	return ret;
 }

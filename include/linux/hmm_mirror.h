@@ -37,7 +37,7 @@ struct hmm_mirror;
 
 /* The mirror page table: one leaf of 512 entries per 512 mirror pages. */
 #define HMM_MIRROR_LEAF_SHIFT		9
-#define HMM_MIRROR_LEAF_ENTRIES		(1UL << HMM_MIRROR_LEAF_SHIFT)
+#define HMM_MIRROR_LEAF_ENTRIES		BIT(HMM_MIRROR_LEAF_SHIFT)
 
 /* hmm_mirror_fault() flags */
 #define HMM_MIRROR_FAULT_WRITE		BIT(0)	/* need write access */
@@ -129,7 +129,7 @@ struct hmm_mirror {
 	struct mmu_interval_notifier notifier;
 	const struct hmm_mirror_ops *ops;
 	struct device *dma_dev;
-	struct mutex lock;
+	struct mutex lock;	/* protects the entries, see above */
 	unsigned long start;
 	unsigned long end;
 	unsigned int page_shift;
@@ -206,6 +206,8 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror);
  * hmm_mirror_entry_make - pack a physical address and flags into an entry
  * @phys: physical address of the mirrored page, aligned to the mirror page
  * @flags: HMM_MIRROR_ENTRY_* flags
+ *
+ * Return: the entry.
  */
 static inline u64 hmm_mirror_entry_make(phys_addr_t phys, u64 flags)
 {
@@ -216,6 +218,8 @@ static inline u64 hmm_mirror_entry_make(phys_addr_t phys, u64 flags)
 /**
  * hmm_mirror_entry_phys - physical address of the page an entry maps
  * @entry: a valid mirror entry
+ *
+ * Return: the physical address, aligned to the mirror page size.
  */
 static inline phys_addr_t hmm_mirror_entry_phys(u64 entry)
 {
@@ -225,6 +229,8 @@ static inline phys_addr_t hmm_mirror_entry_phys(u64 entry)
 /**
  * hmm_mirror_entry_valid - does the entry map a page?
  * @entry: a mirror entry
+ *
+ * Return: %true if the entry is valid.
  */
 static inline bool hmm_mirror_entry_valid(u64 entry)
 {
@@ -234,6 +240,8 @@ static inline bool hmm_mirror_entry_valid(u64 entry)
 /**
  * hmm_mirror_entry_writable - may the device write through the entry?
  * @entry: a mirror entry
+ *
+ * Return: %true if the entry is valid and writable.
  */
 static inline bool hmm_mirror_entry_writable(u64 entry)
 {
@@ -244,6 +252,8 @@ static inline bool hmm_mirror_entry_writable(u64 entry)
 /**
  * hmm_mirror_page_size - size of one mirror page
  * @mirror: the mirror
+ *
+ * Return: the size in bytes.
  */
 static inline unsigned long hmm_mirror_page_size(struct hmm_mirror *mirror)
 {

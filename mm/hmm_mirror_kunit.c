@@ -1,0 +1,1161 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for the HMM mirror (mm/hmm_mirror.c).
+ *
+ * The tests run the mirror against the test thread's own user address space,
+ * created by kunit_vm_mmap(): faults go through hmm_range_fault() and
+ * invalidations come from real munmap() and mmap(MAP_FIXED) calls.
+ */
+#include <kunit/device.h>
+#include <kunit/test.h>
+#include <linux/delay.h>
+#include <linux/device.h>
+#include <linux/dma-direct.h>
+#include <linux/dma-mapping.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/hmm_mirror.h>
+#include <linux/iommu.h>
+#include <linux/mman.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/sizes.h>
+#include <linux/uaccess.h>
+
+/* A mirror and what its invalidate callback saw */
+struct test_mirror {
+	struct hmm_mirror mirror;
+	bool live;			/* initialised, not destroyed */
+	unsigned int nr_invalidate;	/* ->invalidate() calls */
+	unsigned long inv_start;	/* range of the last call */
+	unsigned long inv_end;
+	unsigned long inv_valid;	/* valid entries seen by the last call */
+	bool inv_locked;		/* the mirror was locked in every call */
+	struct kunit *test;
+	/* for the retry test */
+	unsigned long hook_addr;
+	unsigned int hook_calls;
+	int hook_ret;
+};
+
+static struct test_mirror *to_tm(struct hmm_mirror *mirror)
+{
+	return container_of(mirror, struct test_mirror, mirror);
+}
+
+static int count_entry(struct hmm_mirror *mirror, unsigned long addr,
+		       u64 entry, dma_addr_t dma, void *priv)
+{
+	(*(unsigned long *)priv)++;
+	return 0;
+}
+
+static void test_invalidate(struct hmm_mirror *mirror, unsigned long start,
+			    unsigned long end)
+{
+	struct test_mirror *tm = to_tm(mirror);
+	unsigned long valid = 0;
+
+	if (tm->nr_invalidate == 0)
+		tm->inv_locked = true;
+	tm->inv_locked &= mutex_is_locked(&mirror->lock);
+	tm->nr_invalidate++;
+	tm->inv_start = start;
+	tm->inv_end = end;
+	hmm_mirror_walk(mirror, start, end, count_entry, &valid);
+	tm->inv_valid = valid;
+}
+
+static const struct hmm_mirror_ops test_ops = {
+	.invalidate = test_invalidate,
+};
+
+static void test_mirror_destroy(void *data)
+{
+	struct test_mirror *tm = data;
+
+	if (tm->live)
+		hmm_mirror_destroy(&tm->mirror);
+	tm->live = false;
+}
+
+/*
+ * Initialise a mirror of [start, start + length) of the test's mm, destroyed
+ * at the end of the test (after the test thread and its mm are gone, unless
+ * the test destroys it itself).  Returns the errno of hmm_mirror_init().
+ */
+static int test_mirror_init(struct kunit *test, struct test_mirror *tm,
+			    unsigned long start, unsigned long length,
+			    unsigned int page_shift, struct device *dev)
+{
+	int ret;
+
+	ret = hmm_mirror_init(&tm->mirror, current->mm, start, length,
+			      page_shift, dev, &test_ops);
+	if (ret)
+		return ret;
+	tm->live = true;
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
+							   test_mirror_destroy,
+							   tm));
+	return 0;
+}
+
+static int test_mirror_init_whole(struct kunit *test, struct test_mirror *tm)
+{
+	int ret;
+
+	ret = hmm_mirror_init_whole(&tm->mirror, current->mm, NULL, &test_ops);
+	if (ret)
+		return ret;
+	tm->live = true;
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
+							   test_mirror_destroy,
+							   tm));
+	return 0;
+}
+
+static struct test_mirror *test_mirror_alloc(struct kunit *test)
+{
+	struct test_mirror *tm = kunit_kzalloc(test, sizeof(*tm), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, tm);
+	return tm;
+}
+
+/* Map anonymous private memory in the test's mm (creating the mm) */
+static unsigned long test_mmap(struct kunit *test, unsigned long len,
+			       unsigned long prot)
+{
+	unsigned long addr;
+
+	addr = kunit_vm_mmap(test, NULL, 0, len, prot,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_NE_MSG(test, addr, 0, "kunit_vm_mmap failed");
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(addr));
+	return addr;
+}
+
+/* Let the CPU write @val at @addr (faulting the page in) */
+static void cpu_write(struct kunit *test, unsigned long addr, u64 val)
+{
+	KUNIT_ASSERT_EQ(test, 0, put_user(val, (u64 __user *)addr));
+}
+
+static u64 page_read(struct page *page, unsigned long offset)
+{
+	u64 *p = kmap_local_page(page);
+	u64 val = p[offset / sizeof(u64)];
+
+	kunmap_local(p);
+	return val;
+}
+
+/*
+ * Fault [addr, addr + len), check that it succeeded and unlock.  The tests
+ * must not touch user memory with the mirror locked: the lock nests inside
+ * the mmap lock.
+ */
+static void fault_ok(struct kunit *test, struct test_mirror *tm,
+		     unsigned long addr, unsigned long len, unsigned int flags)
+{
+	int ret = hmm_mirror_fault(&tm->mirror, addr, len, flags);
+
+	KUNIT_ASSERT_EQ_MSG(test, ret, 0, "fault %lx+%lx flags %x", addr, len,
+			    flags);
+	KUNIT_EXPECT_TRUE(test, mutex_is_locked(&tm->mirror.lock));
+	hmm_mirror_unlock(&tm->mirror);
+}
+
+static u64 entry_of(struct test_mirror *tm, unsigned long addr)
+{
+	u64 entry;
+
+	hmm_mirror_lock(&tm->mirror);
+	entry = hmm_mirror_entry(&tm->mirror, addr);
+	hmm_mirror_unlock(&tm->mirror);
+	return entry;
+}
+
+/*
+ * Check that the entry of @addr maps the page the CPU sees at @addr: write
+ * a value through the CPU mapping and read it back through the entry.
+ */
+static void expect_cpu_page(struct kunit *test, struct test_mirror *tm,
+			    unsigned long addr, u64 val)
+{
+	u64 entry = entry_of(tm, addr);
+	unsigned long offset = addr & (hmm_mirror_page_size(&tm->mirror) - 1);
+
+	KUNIT_ASSERT_TRUE(test, hmm_mirror_entry_valid(entry));
+	cpu_write(test, addr, val);
+	/* writing did not change the mapping: still the same entry */
+	KUNIT_ASSERT_EQ(test, entry, entry_of(tm, addr));
+	KUNIT_EXPECT_EQ(test, page_read(nth_page(hmm_mirror_entry_page(entry),
+						 offset >> PAGE_SHIFT),
+					offset & ~PAGE_MASK),
+			val);
+}
+
+static unsigned long stat(atomic64_t *counter)
+{
+	return atomic64_read(counter);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void hmm_mirror_test_entry_packing(struct kunit *test)
+{
+	static const phys_addr_t addrs[] = {
+		0, PAGE_SIZE, SZ_2M, SZ_1G + 5 * PAGE_SIZE,
+		(phys_addr_t)1 << 40, ((phys_addr_t)1 << 51) - PAGE_SIZE,
+	};
+	static const u64 flag_sets[] = {
+		0, HMM_MIRROR_ENTRY_VALID,
+		HMM_MIRROR_ENTRY_VALID | HMM_MIRROR_ENTRY_WRITE,
+		HMM_MIRROR_ENTRY_VALID | HMM_MIRROR_ENTRY_WRITE |
+		HMM_MIRROR_ENTRY_DIRTY,
+		HMM_MIRROR_ENTRY_WRITE,
+	};
+	unsigned int i, j;
+
+	for (i = 0; i < ARRAY_SIZE(addrs); i++) {
+		for (j = 0; j < ARRAY_SIZE(flag_sets); j++) {
+			u64 e = hmm_mirror_entry_make(addrs[i], flag_sets[j]);
+			bool valid = flag_sets[j] & HMM_MIRROR_ENTRY_VALID;
+
+			KUNIT_EXPECT_EQ(test, hmm_mirror_entry_phys(e),
+					addrs[i]);
+			KUNIT_EXPECT_EQ(test, e & HMM_MIRROR_ENTRY_FLAGS,
+					flag_sets[j]);
+			KUNIT_EXPECT_EQ(test, hmm_mirror_entry_valid(e), valid);
+			KUNIT_EXPECT_EQ(test, hmm_mirror_entry_writable(e),
+					valid && (flag_sets[j] &
+						  HMM_MIRROR_ENTRY_WRITE));
+		}
+	}
+
+	/* Flags never leak into the address, nor address bits into flags */
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry_make(PAGE_SIZE | 0xfff, 0),
+			(u64)PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry_make(0, ~0ULL),
+			HMM_MIRROR_ENTRY_FLAGS);
+	KUNIT_EXPECT_EQ(test, HMM_MIRROR_ENTRY_FLAGS &
+			HMM_MIRROR_ENTRY_ADDR_MASK, 0ULL);
+
+	/* An entry maps back to its struct page */
+	{
+		struct page *page = alloc_page(GFP_KERNEL);
+		u64 e;
+
+		KUNIT_ASSERT_NOT_NULL(test, page);
+		e = hmm_mirror_entry_make(page_to_phys(page),
+					  HMM_MIRROR_ENTRY_VALID);
+		KUNIT_EXPECT_PTR_EQ(test, hmm_mirror_entry_page(e), page);
+		KUNIT_EXPECT_NULL(test, hmm_mirror_entry_page(e & ~1ULL));
+		__free_page(page);
+	}
+}
+
+static void hmm_mirror_test_bad_input(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long addr, errors;
+	struct mm_struct *mm;
+
+	addr = test_mmap(test, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	mm = current->mm;
+
+	/* init */
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_init(m, mm, addr, PAGE_SIZE,
+						       PAGE_SHIFT - 1, NULL,
+						       &test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_init(m, mm, addr + 1,
+						       PAGE_SIZE, PAGE_SHIFT,
+						       NULL, &test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_init(m, mm, addr, 0,
+						       PAGE_SHIFT, NULL,
+						       &test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_init(m, mm, addr, PAGE_SIZE,
+						       PAGE_SHIFT, NULL, NULL));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			hmm_mirror_init(m, mm, ALIGN(addr, SZ_2M) + PAGE_SIZE,
+					SZ_2M, 21, NULL, &test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			hmm_mirror_init(m, mm, 0, SZ_1G, PUD_SHIFT + 1, NULL,
+					&test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			hmm_mirror_init(m, mm, PAGE_MASK, 2 * PAGE_SIZE,
+					PAGE_SHIFT, NULL, &test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			hmm_mirror_init(m, mm, mm->task_size, PAGE_SIZE,
+					PAGE_SHIFT, NULL, &test_ops));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_init_whole(m, NULL, NULL,
+							     &test_ops));
+
+	/* a mirror of the 4 mapped pages and 4 more that nothing maps */
+	vm_munmap(addr + 2 * PAGE_SIZE, PAGE_SIZE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  4 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_fault(m, addr, 0, 0));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_fault(m, addr, PAGE_SIZE,
+							BIT(7)));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_fault(m, ULONG_MAX - 10, 100,
+							0));
+	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr - PAGE_SIZE,
+							PAGE_SIZE, 0));
+	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr,
+							5 * PAGE_SIZE, 0));
+	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr + 4 * PAGE_SIZE,
+							1, 0));
+	/* the hole in the middle */
+	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr + 2 * PAGE_SIZE,
+							PAGE_SIZE, 0));
+	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr, 4 * PAGE_SIZE,
+							HMM_MIRROR_FAULT_WRITE));
+	errors = stat(&m->stats.fault_errors);
+	KUNIT_EXPECT_EQ(test, errors, 8);
+	KUNIT_EXPECT_FALSE(test, mutex_is_locked(&m->lock));
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.faults), 0);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+
+	/* write fault on read-only memory */
+	vm_munmap(addr + 3 * PAGE_SIZE, PAGE_SIZE);
+	KUNIT_ASSERT_EQ(test, addr + 3 * PAGE_SIZE,
+			vm_mmap(NULL, addr + 3 * PAGE_SIZE, PAGE_SIZE,
+				PROT_READ, MAP_ANONYMOUS | MAP_PRIVATE |
+				MAP_FIXED, 0));
+	KUNIT_EXPECT_EQ(test, -EPERM, hmm_mirror_fault(m, addr + 3 * PAGE_SIZE,
+						       PAGE_SIZE,
+						       HMM_MIRROR_FAULT_WRITE));
+	KUNIT_EXPECT_FALSE(test, mutex_is_locked(&m->lock));
+	/* ...while a read fault is fine */
+	fault_ok(test, tm, addr + 3 * PAGE_SIZE, 1, 0);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_writable(entry_of(tm, addr +
+								    3 * PAGE_SIZE)));
+
+	/* accessors outside the mirror or on invalid entries */
+	hmm_mirror_lock(m);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry(m, addr - 1), 0ULL);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry(m, addr + 4 * PAGE_SIZE), 0ULL);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry(m, addr), 0ULL);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry_dma(m, addr, 0),
+			DMA_MAPPING_ERROR);
+	hmm_mirror_unlock(m);
+}
+
+static void hmm_mirror_test_fault_invalidate(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long addr, mstart, i;
+
+	addr = test_mmap(test, 32 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	mstart = addr + 4 * PAGE_SIZE;
+	/* mirror pages 4..19 of the mapping */
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, mstart,
+						  16 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+	KUNIT_EXPECT_EQ(test, m->dma_mode, HMM_MIRROR_DMA_NONE);
+
+	/* fault pages 4..11, an unaligned range */
+	fault_ok(test, tm, mstart + 100, 8 * PAGE_SIZE - 200,
+		 HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 8);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.pages_faulted), 8);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.faults), 1);
+	for (i = 0; i < 16; i++) {
+		u64 e = entry_of(tm, mstart + i * PAGE_SIZE);
+
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_valid(e), i < 8);
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_writable(e), i < 8);
+		if (i < 8)
+			expect_cpu_page(test, tm, mstart + i * PAGE_SIZE + 8,
+					0x1234000 + i);
+	}
+
+	/* the DMA address of a mirror without device is the physical one */
+	hmm_mirror_lock(m);
+	{
+		u64 e = hmm_mirror_entry(m, mstart + PAGE_SIZE);
+
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_dma(m, mstart +
+							   PAGE_SIZE + 24, e),
+				(dma_addr_t)hmm_mirror_entry_phys(e) + 24);
+	}
+	hmm_mirror_unlock(m);
+
+	/* no ->invalidate() when nothing mirrored is hit */
+	vm_munmap(addr + 24 * PAGE_SIZE, 8 * PAGE_SIZE);
+	vm_munmap(mstart + 14 * PAGE_SIZE, 2 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.invalidations), 0);
+
+	/* unmap pages 8..23: clipped to the mirror, hits pages 8..11 */
+	vm_munmap(mstart + 4 * PAGE_SIZE, 16 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 1);
+	KUNIT_EXPECT_EQ(test, tm->inv_start, mstart + 4 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->inv_end, mstart + 16 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->inv_valid, 4);
+	KUNIT_EXPECT_TRUE(test, tm->inv_locked);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.invalidations), 1);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.pages_invalidated), 4);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 4);
+	for (i = 0; i < 16; i++) {
+		u64 e = entry_of(tm, mstart + i * PAGE_SIZE);
+
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_valid(e), i < 4);
+	}
+
+	/* unmapping the rest frees the leaf */
+	vm_munmap(addr, 8 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 2);
+	KUNIT_EXPECT_EQ(test, tm->inv_start, mstart);
+	KUNIT_EXPECT_EQ(test, tm->inv_end, mstart + 4 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), sizeof(*m));
+}
+
+static void hmm_mirror_test_write_upgrade(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long addr;
+	u64 e1, e2;
+
+	addr = test_mmap(test, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  2 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+	cpu_write(test, addr, 42);	/* a writable, present page */
+
+	fault_ok(test, tm, addr, PAGE_SIZE, 0);
+	e1 = entry_of(tm, addr);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(e1));
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_writable(e1));
+	KUNIT_EXPECT_EQ(test, page_read(hmm_mirror_entry_page(e1), 0), 42);
+
+	fault_ok(test, tm, addr, PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	e2 = entry_of(tm, addr);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(e2));
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry_phys(e1),
+			hmm_mirror_entry_phys(e2));
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.pages_faulted), 1);
+
+	/* a read fault never downgrades */
+	fault_ok(test, tm, addr, PAGE_SIZE, 0);
+	KUNIT_EXPECT_EQ(test, entry_of(tm, addr), e2);
+
+	/*
+	 * A read fault on untouched memory mirrors the shared zero page
+	 * read-only; the write fault breaks COW, which invalidates the entry,
+	 * and mirrors the new page.
+	 */
+	fault_ok(test, tm, addr + PAGE_SIZE, PAGE_SIZE, 0);
+	e1 = entry_of(tm, addr + PAGE_SIZE);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_writable(e1));
+	fault_ok(test, tm, addr + PAGE_SIZE, PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	e2 = entry_of(tm, addr + PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(e2));
+	KUNIT_EXPECT_NE(test, hmm_mirror_entry_phys(e1),
+			hmm_mirror_entry_phys(e2));
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 1);
+	expect_cpu_page(test, tm, addr + PAGE_SIZE, 7);
+}
+
+static void hmm_mirror_test_snapshot(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long addr;
+	u64 e;
+
+	addr = test_mmap(test, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  4 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+
+	/* nothing present: nothing mirrored, nothing allocated */
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_SNAPSHOT);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE,
+		 HMM_MIRROR_FAULT_SNAPSHOT | HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+
+	/* the CPU touches page 1 */
+	cpu_write(test, addr + PAGE_SIZE, 5);
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_SNAPSHOT);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 1);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_valid(entry_of(tm, addr)));
+	e = entry_of(tm, addr + PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(e));
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_writable(e));
+	KUNIT_EXPECT_EQ(test, page_read(hmm_mirror_entry_page(e), 0), 5);
+
+	/* with WRITE, a snapshot takes the write permission the CPU has */
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE,
+		 HMM_MIRROR_FAULT_SNAPSHOT | HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(entry_of(tm, addr +
+								   PAGE_SIZE)));
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 1);
+	/* snapshots never faulted anything in */
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
+}
+
+/* Number of distinct 2 MiB blocks (leaves of a whole-mm mirror) */
+static unsigned long count_blocks(unsigned long addr,
+				  const unsigned long *offsets, unsigned int n)
+{
+	unsigned long blocks = 0, prev = ULONG_MAX;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if ((addr + offsets[i]) / SZ_2M != prev)
+			blocks++;
+		prev = (addr + offsets[i]) / SZ_2M;
+	}
+	return blocks;
+}
+
+static void hmm_mirror_test_sparse(struct kunit *test)
+{
+	static const unsigned long offsets[] = {
+		0, SZ_1M, SZ_2M + PAGE_SIZE, SZ_2M + 3 * PAGE_SIZE,
+		10 * SZ_1M, 33 * SZ_1M, 33 * SZ_1M + SZ_512K, 63 * SZ_1M,
+	};
+	static const unsigned long rest[] = { 0, SZ_1M, SZ_2M + 3 * PAGE_SIZE,
+					      10 * SZ_1M };
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long addr, leaves, i;
+	size_t empty_bytes, bytes;
+
+	addr = test_mmap(test, 64 * SZ_1M, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
+	KUNIT_EXPECT_EQ(test, m->start, 0);
+	KUNIT_EXPECT_EQ(test, m->end, current->mm->task_size);
+	empty_bytes = hmm_mirror_metadata_bytes(m);
+	KUNIT_EXPECT_EQ(test, empty_bytes, sizeof(*m));
+
+	for (i = 0; i < ARRAY_SIZE(offsets); i++) {
+		fault_ok(test, tm, addr + offsets[i], 1, HMM_MIRROR_FAULT_WRITE);
+		KUNIT_EXPECT_EQ(test, m->nr_leaves,
+				count_blocks(addr, offsets, i + 1));
+		KUNIT_EXPECT_EQ(test, m->nr_valid, i + 1);
+	}
+	leaves = m->nr_leaves;
+	bytes = hmm_mirror_metadata_bytes(m);
+	KUNIT_EXPECT_GE(test, bytes, empty_bytes + leaves * (PAGE_SIZE + 24));
+	kunit_info(test, "whole-mm mirror, %lu pages in %lu leaves: %zu bytes\n",
+		   m->nr_valid, leaves, bytes);
+
+	/* unmapping [32 MiB, 64 MiB) drops the leaves of its 3 pages */
+	vm_munmap(addr + 32 * SZ_1M, 32 * SZ_1M);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 5);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, count_blocks(addr, offsets, 5));
+	KUNIT_EXPECT_LT(test, hmm_mirror_metadata_bytes(m), bytes);
+
+	/*
+	 * Dropping one page of a leaf that has two keeps the leaf.  (Done by
+	 * the driver: a munmap() splitting the VMA there would invalidate the
+	 * whole 2 MiB around the split, see vma_adjust_trans_huge().)
+	 */
+	hmm_mirror_lock(m);
+	hmm_mirror_unmap(m, addr + offsets[2], addr + offsets[2] + 1);
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 4);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves,
+			count_blocks(addr, rest, ARRAY_SIZE(rest)));
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_valid(entry_of(tm, addr +
+								 offsets[2])));
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, addr +
+								offsets[3])));
+
+	vm_munmap(addr, 32 * SZ_1M);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), empty_bytes);
+}
+
+struct walk_state {
+	unsigned long count;
+	unsigned long last;
+	unsigned long stop_after;
+	bool ordered;
+	bool dma_ok;
+};
+
+static int walk_fn(struct hmm_mirror *mirror, unsigned long addr, u64 entry,
+		   dma_addr_t dma, void *priv)
+{
+	struct walk_state *ws = priv;
+
+	if (ws->count && addr <= ws->last)
+		ws->ordered = false;
+	if (!hmm_mirror_entry_valid(entry) ||
+	    dma != (dma_addr_t)hmm_mirror_entry_phys(entry) ||
+	    hmm_mirror_entry(mirror, addr) != entry)
+		ws->dma_ok = false;
+	ws->last = addr;
+	ws->count++;
+	if (ws->stop_after && ws->count == ws->stop_after)
+		return 99;
+	return 0;
+}
+
+static void hmm_mirror_test_walk(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct walk_state ws = { .ordered = true, .dma_ok = true };
+	unsigned long addr, i, expected = 0, last = 0;
+
+	addr = test_mmap(test, 1200 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  1200 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+	/* every third page of [100, 1100): spans three leaves */
+	for (i = 100; i < 1100; i += 3)
+		fault_ok(test, tm, addr + i * PAGE_SIZE, PAGE_SIZE, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 3);
+	for (i = 100; i < 1100; i += 3)
+		if (i >= 200 && i < 1000) {
+			expected++;
+			last = i;
+		}
+
+	hmm_mirror_lock(m);
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr + 200 * PAGE_SIZE,
+						 addr + 1000 * PAGE_SIZE,
+						 walk_fn, &ws));
+	KUNIT_EXPECT_EQ(test, ws.count, expected);
+	KUNIT_EXPECT_TRUE(test, ws.ordered);
+	KUNIT_EXPECT_TRUE(test, ws.dma_ok);
+	KUNIT_EXPECT_EQ(test, ws.last, addr + last * PAGE_SIZE);
+
+	/* whole mirror, and clipping of a range larger than the mirror */
+	memset(&ws, 0, sizeof(ws));
+	ws.ordered = true;
+	ws.dma_ok = true;
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, 0, ULONG_MAX, walk_fn, &ws));
+	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
+	KUNIT_EXPECT_TRUE(test, ws.ordered);
+
+	/* an unaligned range covers its partial pages */
+	memset(&ws, 0, sizeof(ws));
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr + 100 * PAGE_SIZE + 5,
+						 addr + 103 * PAGE_SIZE + 1,
+						 walk_fn, &ws));
+	KUNIT_EXPECT_EQ(test, ws.count, 2);
+
+	/* stopping early */
+	memset(&ws, 0, sizeof(ws));
+	ws.stop_after = 10;
+	KUNIT_EXPECT_EQ(test, 99, hmm_mirror_walk(m, addr, addr + 1200 *
+						  PAGE_SIZE, walk_fn, &ws));
+	KUNIT_EXPECT_EQ(test, ws.count, 10);
+
+	/* empty ranges */
+	memset(&ws, 0, sizeof(ws));
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + 100 *
+						 PAGE_SIZE, walk_fn, &ws));
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr + PAGE_SIZE, addr,
+						 walk_fn, &ws));
+	KUNIT_EXPECT_EQ(test, ws.count, 0);
+	hmm_mirror_unlock(m);
+}
+
+/* Replace the page at tm->hook_addr behind the fault's back, once */
+static void race_hook(struct hmm_mirror *mirror)
+{
+	struct test_mirror *tm = to_tm(mirror);
+	unsigned long addr;
+
+	if (tm->hook_calls++)
+		return;
+	addr = vm_mmap(NULL, tm->hook_addr, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+	tm->hook_ret = addr == tm->hook_addr ? 0 : -EIO;
+}
+
+static void hmm_mirror_test_race_retry(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long addr;
+	u64 e;
+
+	addr = test_mmap(test, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  2 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+	cpu_write(test, addr, 0xaaaa);
+	cpu_write(test, addr + PAGE_SIZE, 0xbbbb);
+	/* page 1 is mirrored, so the invalidation reaches ->invalidate() */
+	fault_ok(test, tm, addr + PAGE_SIZE, PAGE_SIZE, 0);
+
+	tm->hook_addr = addr;
+	m->test_hook = race_hook;
+	fault_ok(test, tm, addr, 2 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	m->test_hook = NULL;
+
+	KUNIT_EXPECT_EQ(test, tm->hook_ret, 0);
+	KUNIT_EXPECT_EQ(test, tm->hook_calls, 2);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.retries), 1);
+	/* the mmap(MAP_FIXED) invalidated page 0 only, mirrored nothing */
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
+
+	/* the retry mirrored the new page, not the old one */
+	e = entry_of(tm, addr);
+	KUNIT_ASSERT_TRUE(test, hmm_mirror_entry_writable(e));
+	KUNIT_EXPECT_EQ(test, page_read(hmm_mirror_entry_page(e), 0), 0);
+	expect_cpu_page(test, tm, addr, 0xcccc);
+	expect_cpu_page(test, tm, addr + PAGE_SIZE, 0xdddd);
+
+	/* again, now with page 0 mirrored when the hook replaces it */
+	tm->hook_calls = 0;
+	m->test_hook = race_hook;
+	fault_ok(test, tm, addr, 2 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	m->test_hook = NULL;
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.retries), 2);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 1);
+	KUNIT_EXPECT_EQ(test, tm->inv_start, addr);
+	KUNIT_EXPECT_EQ(test, tm->inv_end, addr + PAGE_SIZE);
+	e = entry_of(tm, addr);
+	KUNIT_EXPECT_EQ(test, page_read(hmm_mirror_entry_page(e), 0), 0);
+	expect_cpu_page(test, tm, addr, 0xeeee);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 2);
+}
+
+/* The folio an entry maps, with the mirror locked */
+static struct folio *folio_at(struct hmm_mirror *m, unsigned long addr)
+{
+	return page_folio(hmm_mirror_entry_page(hmm_mirror_entry(m, addr)));
+}
+
+static void hmm_mirror_test_dirty(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct folio *folios[4];
+	unsigned long addr, i;
+
+	addr = test_mmap(test, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  4 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+	for (i = 0; i < 4; i++)
+		cpu_write(test, addr + i * PAGE_SIZE, i);
+
+	/* default: every writable entry is dirtied when unmapped */
+	fault_ok(test, tm, addr, 2 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	fault_ok(test, tm, addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE, 0);
+	hmm_mirror_lock(m);
+	for (i = 0; i < 4; i++) {
+		folios[i] = folio_at(m, addr + i * PAGE_SIZE);
+		/* the CPU keeps the dirty bit in its PTE; start clean */
+		folio_clear_dirty(folios[i]);
+	}
+	hmm_mirror_unmap(m, addr, addr + 4 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	for (i = 0; i < 4; i++)
+		KUNIT_EXPECT_EQ(test, folio_test_dirty(folios[i]), i < 2);
+	hmm_mirror_unlock(m);
+	/* driver-side unmaps are not invalidations */
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
+
+	/* precise: only what hmm_mirror_set_dirty() marked */
+	m->precise_dirty = true;
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	hmm_mirror_lock(m);
+	for (i = 0; i < 4; i++) {
+		/* same pages: the CPU mapping did not change */
+		KUNIT_EXPECT_PTR_EQ(test, folios[i],
+				    folio_at(m, addr + i * PAGE_SIZE));
+		/* keep them after munmap to look at their flags */
+		folio_get(folios[i]);
+		folio_clear_dirty(folios[i]);
+	}
+	hmm_mirror_set_dirty(m, addr + PAGE_SIZE, addr + PAGE_SIZE + 1);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry(m, addr + PAGE_SIZE) &
+			  HMM_MIRROR_ENTRY_DIRTY);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry(m, addr) &
+			   HMM_MIRROR_ENTRY_DIRTY);
+	hmm_mirror_unlock(m);
+	/* through a real invalidation this time */
+	vm_munmap(addr, 4 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 1);
+	for (i = 0; i < 4; i++) {
+		KUNIT_EXPECT_EQ(test, folio_test_dirty(folios[i]), i == 1);
+		folio_put(folios[i]);
+	}
+}
+
+static void hmm_mirror_test_huge(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct file *file;
+	unsigned long addr;
+	struct page *page;
+	u64 e;
+	int ret;
+
+	/* a hugetlb mapping: 2 MiB pages from the VM's hugepages= pool */
+	file = filp_open("/dev/hugepages", O_TMPFILE | O_RDWR, 0600);
+	if (IS_ERR(file))
+		kunit_skip(test, "no hugetlbfs at /dev/hugepages (%ld)",
+			   PTR_ERR(file));
+	addr = kunit_vm_mmap(test, file, 0, SZ_2M, PROT_READ | PROT_WRITE,
+			     MAP_SHARED, 0);
+	fput(file);
+	if (!addr || IS_ERR_VALUE(addr))
+		kunit_skip(test, "cannot map a 2 MiB huge page");
+	KUNIT_ASSERT_TRUE(test, IS_ALIGNED(addr, SZ_2M));
+
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr, SZ_2M, 21,
+						  NULL));
+	ret = hmm_mirror_fault(m, addr + 5 * PAGE_SIZE, 100,
+			       HMM_MIRROR_FAULT_WRITE);
+	if (ret == -ENOMEM || ret == -EFAULT)
+		kunit_skip(test, "no free huge page (%d)", ret);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	e = hmm_mirror_entry(m, addr + SZ_1M);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 1);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 1);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(e));
+	KUNIT_EXPECT_TRUE(test, IS_ALIGNED(hmm_mirror_entry_phys(e), SZ_2M));
+	KUNIT_EXPECT_EQ(test, e, hmm_mirror_entry(m, addr));
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry_dma(m, addr + 5 * PAGE_SIZE + 8,
+						   e),
+			(dma_addr_t)hmm_mirror_entry_phys(e) + 5 * PAGE_SIZE + 8);
+	page = hmm_mirror_entry_page(e);
+	KUNIT_EXPECT_EQ(test, folio_order(page_folio(page)), 21 - PAGE_SHIFT);
+	KUNIT_EXPECT_PTR_EQ(test, &page_folio(page)->page, page);
+	hmm_mirror_unlock(m);
+
+	/* the CPU sees the same 2 MiB, at any offset */
+	expect_cpu_page(test, tm, addr + 3 * PAGE_SIZE + 16, 0x4242);
+	expect_cpu_page(test, tm, addr + SZ_2M - 8, 0x4343);
+
+	vm_munmap(addr, SZ_2M);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 1);
+	KUNIT_EXPECT_EQ(test, tm->inv_start, addr);
+	KUNIT_EXPECT_EQ(test, tm->inv_end, addr + SZ_2M);
+	KUNIT_EXPECT_EQ(test, tm->inv_valid, 1);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+}
+
+static void hmm_mirror_test_huge_mismatch(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	unsigned long addr, aligned;
+
+	/* 2 MiB mirror pages over 4 KiB-mapped memory: refused */
+	addr = test_mmap(test, 2 * SZ_2M, PROT_READ | PROT_WRITE);
+	aligned = ALIGN(addr, SZ_2M);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, aligned, SZ_2M,
+						  21, NULL));
+	KUNIT_EXPECT_EQ(test, -EINVAL, hmm_mirror_fault(&tm->mirror, aligned,
+							PAGE_SIZE, 0));
+	KUNIT_EXPECT_FALSE(test, mutex_is_locked(&tm->mirror.lock));
+	KUNIT_EXPECT_EQ(test, tm->mirror.nr_valid, 0);
+}
+
+static void hmm_mirror_test_dma_direct(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct device *dev, *dev24;
+	unsigned long addr, i;
+
+	dev = kunit_device_register(test, "hmm_mirror_dma64");
+	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(dev));
+	dev->coherent_dma_mask = DMA_BIT_MASK(64);
+	dev->dma_mask = &dev->coherent_dma_mask;
+	dev24 = kunit_device_register(test, "hmm_mirror_dma24");
+	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(dev24));
+	dev24->coherent_dma_mask = DMA_BIT_MASK(24);
+	dev24->dma_mask = &dev24->coherent_dma_mask;
+
+	addr = test_mmap(test, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	/* a device that would bounce is refused */
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			test_mirror_init(test, tm, addr, 8 * PAGE_SIZE,
+					 PAGE_SHIFT, dev24));
+
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  8 * PAGE_SIZE, PAGE_SHIFT,
+						  dev));
+	KUNIT_EXPECT_EQ(test, m->dma_mode, HMM_MIRROR_DMA_DIRECT);
+	fault_ok(test, tm, addr, 8 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_maps), 8);
+	hmm_mirror_lock(m);
+	for (i = 0; i < 8; i++) {
+		unsigned long a = addr + i * PAGE_SIZE + 16;
+		u64 e = hmm_mirror_entry(m, a);
+
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_dma(m, a, e),
+				phys_to_dma(dev, hmm_mirror_entry_phys(e)) + 16);
+	}
+	hmm_mirror_unlock(m);
+	vm_munmap(addr, 8 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	/* no IOMMU, nothing to sync or flush */
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_syncs), 0);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_flushes), 0);
+}
+
+static int find_iova_dev(struct device *dev, const void *data)
+{
+	return dma_iova_capable(dev);
+}
+
+static void put_dev(void *dev)
+{
+	put_device(dev);
+}
+
+struct iommu_check {
+	struct iommu_domain *domain;
+	unsigned long count;
+	unsigned long bad;
+	dma_addr_t prev;
+};
+
+static int check_iommu_entry(struct hmm_mirror *mirror, unsigned long addr,
+			     u64 entry, dma_addr_t dma, void *priv)
+{
+	struct iommu_check *ic = priv;
+
+	if (iommu_iova_to_phys(ic->domain, dma) !=
+	    hmm_mirror_entry_phys(entry))
+		ic->bad++;
+	/* entries of one leaf are IOVA-contiguous */
+	if (ic->count && dma != ic->prev + PAGE_SIZE)
+		ic->bad++;
+	ic->prev = dma;
+	ic->count++;
+	return 0;
+}
+
+static void hmm_mirror_test_dma_iommu(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct iommu_check ic = {};
+	struct device *dev;
+	unsigned long addr, i;
+	dma_addr_t dma[16];
+
+	dev = bus_find_device(&pci_bus_type, NULL, NULL, find_iova_dev);
+	if (!dev)
+		kunit_skip(test, "no device translated by iommu-dma");
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, put_dev, dev));
+	ic.domain = iommu_get_domain_for_dev(dev);
+	KUNIT_ASSERT_NOT_NULL(test, ic.domain);
+	kunit_info(test, "using %s\n", dev_name(dev));
+
+	addr = test_mmap(test, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  16 * PAGE_SIZE, PAGE_SHIFT,
+						  dev));
+	KUNIT_EXPECT_EQ(test, m->dma_mode, HMM_MIRROR_DMA_IOVA);
+
+	/* one fault: any number of map calls, one IOTLB sync */
+	fault_ok(test, tm, addr, 16 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_syncs), 1);
+	KUNIT_EXPECT_GE(test, stat(&m->stats.dma_maps), 1);
+	KUNIT_EXPECT_LE(test, stat(&m->stats.dma_maps), 16);
+	kunit_info(test, "16 pages: %lu map calls, %lu sync\n",
+		   stat(&m->stats.dma_maps), stat(&m->stats.dma_syncs));
+
+	hmm_mirror_lock(m);
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + 16 * PAGE_SIZE,
+						 check_iommu_entry, &ic));
+	KUNIT_EXPECT_EQ(test, ic.count, 16);
+	KUNIT_EXPECT_EQ(test, ic.bad, 0);
+	for (i = 0; i < 16; i++)
+		dma[i] = hmm_mirror_entry_dma(m, addr + i * PAGE_SIZE,
+					      hmm_mirror_entry(m, addr +
+							       i * PAGE_SIZE));
+	hmm_mirror_unlock(m);
+
+	/* page 0 stays mapped by the CPU, so the leaf and its IOVA stay */
+	expect_cpu_page(test, tm, addr + 3 * PAGE_SIZE, 0x77);
+	vm_munmap(addr + PAGE_SIZE, 15 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_flushes), 1);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 1);
+	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(ic.domain, dma[0]),
+			hmm_mirror_entry_phys(entry_of(tm, addr)));
+	for (i = 1; i < 16; i++)
+		KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(ic.domain, dma[i]), 0);
+
+	/* a read fault on the unmapped part now fails, page 0 still works */
+	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr, 2 * PAGE_SIZE,
+							0));
+	fault_ok(test, tm, addr, PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_syncs), 1);
+
+	/* destroying unmaps the last page with one more flush */
+	test_mirror_destroy(tm);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_flushes), 2);
+}
+
+/*
+ * Metadata per mirrored page.  The page table costs 8 bytes per entry,
+ * plus per leaf (512 entries) its header and the xarray nodes indexing it.
+ */
+static void report_bytes(struct kunit *test, const char *what,
+			 size_t bytes, unsigned long pages)
+{
+	kunit_info(test, "%s: %lu pages, %zu bytes, %zu.%02zu bytes/page\n",
+		   what, pages, bytes, bytes / pages,
+		   (bytes % pages) * 100 / pages);
+}
+
+static void hmm_mirror_test_metadata_dense(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct test_mirror *whole = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long len = 32 * SZ_1M, pages = len >> PAGE_SHIFT;
+	unsigned long addr;
+	size_t bytes;
+
+	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr, len,
+						  PAGE_SHIFT, NULL));
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, whole));
+
+	fault_ok(test, tm, addr, len, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages / HMM_MIRROR_LEAF_ENTRIES);
+	bytes = hmm_mirror_metadata_bytes(m);
+	report_bytes(test, "explicit 32 MiB mirror, dense", bytes, pages);
+	/* 8 bytes an entry, plus at most 1/4 byte of overhead */
+	KUNIT_EXPECT_GE(test, bytes, pages * sizeof(u64));
+	KUNIT_EXPECT_LE(test, bytes * 4, pages * (4 * sizeof(u64) + 1));
+
+	/* unaligned: one more leaf, and a taller xarray */
+	fault_ok(test, whole, addr, len, 0);
+	bytes = hmm_mirror_metadata_bytes(&whole->mirror);
+	report_bytes(test, "whole-mm mirror, same 32 MiB dense", bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes, pages * 10);
+}
+
+static void hmm_mirror_test_metadata_scattered(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long len = 256 * SZ_1M, addr, a, pages = 0;
+	size_t bytes;
+
+	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
+
+	/* one page every 4 MiB: one leaf per page */
+	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += 2 * SZ_2M) {
+		fault_ok(test, tm, a, PAGE_SIZE, 0);
+		pages++;
+	}
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
+	bytes = hmm_mirror_metadata_bytes(m);
+	report_bytes(test, "whole-mm mirror, 1 page per 4 MiB", bytes, pages);
+	KUNIT_EXPECT_GE(test, bytes, pages * (PAGE_SIZE + 24));
+
+	/* 16 pages in each of those 2 MiB regions */
+	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += 2 * SZ_2M)
+		fault_ok(test, tm, a, 16 * PAGE_SIZE, 0);
+	pages *= 16;
+	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	bytes = hmm_mirror_metadata_bytes(m);
+	report_bytes(test, "whole-mm mirror, 16 pages per 4 MiB", bytes, pages);
+}
+
+/*
+ * The mirror is left populated when the test thread exits: the exit of its
+ * mm invalidates everything (MMU_NOTIFY_RELEASE).  The cleanup runs once the
+ * thread released its mm, maybe before the mm is torn down: wait for it.
+ */
+static void check_released(void *data)
+{
+	struct test_mirror *tm = data;
+	struct kunit *test = tm->test;
+	unsigned int i, calls = 0;
+
+	unsigned long seen = 0, valid = 0, leaves = 0;
+
+	for (i = 0; i < 250 && !calls; i++) {
+		if (i)
+			msleep(20);
+		/* the invalidation is over once we get the lock */
+		hmm_mirror_lock(&tm->mirror);
+		calls = tm->nr_invalidate;
+		seen = tm->inv_valid;
+		valid = tm->mirror.nr_valid;
+		leaves = tm->mirror.nr_leaves;
+		hmm_mirror_unlock(&tm->mirror);
+	}
+	KUNIT_EXPECT_EQ(test, calls, 1);
+	KUNIT_EXPECT_EQ(test, seen, 4);
+	KUNIT_EXPECT_EQ(test, valid, 0);
+	KUNIT_EXPECT_EQ(test, leaves, 0);
+	KUNIT_EXPECT_EQ(test, stat(&tm->mirror.stats.pages_invalidated), 4);
+}
+
+static void hmm_mirror_test_mm_release(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	unsigned long addr;
+
+	tm->test = test;
+	addr = test_mmap(test, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  4 * PAGE_SIZE, PAGE_SHIFT,
+						  NULL));
+	/* runs before the destroy action registered by init */
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, check_released,
+							   tm));
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, tm->mirror.nr_valid, 4);
+}
+
+static struct kunit_case hmm_mirror_test_cases[] = {
+	KUNIT_CASE(hmm_mirror_test_entry_packing),
+	KUNIT_CASE(hmm_mirror_test_bad_input),
+	KUNIT_CASE(hmm_mirror_test_fault_invalidate),
+	KUNIT_CASE(hmm_mirror_test_write_upgrade),
+	KUNIT_CASE(hmm_mirror_test_snapshot),
+	KUNIT_CASE(hmm_mirror_test_sparse),
+	KUNIT_CASE(hmm_mirror_test_walk),
+	KUNIT_CASE(hmm_mirror_test_race_retry),
+	KUNIT_CASE(hmm_mirror_test_dirty),
+	KUNIT_CASE(hmm_mirror_test_huge),
+	KUNIT_CASE(hmm_mirror_test_huge_mismatch),
+	KUNIT_CASE(hmm_mirror_test_dma_direct),
+	KUNIT_CASE(hmm_mirror_test_dma_iommu),
+	KUNIT_CASE(hmm_mirror_test_metadata_dense),
+	KUNIT_CASE(hmm_mirror_test_metadata_scattered),
+	KUNIT_CASE(hmm_mirror_test_mm_release),
+	{}
+};
+
+static struct kunit_suite hmm_mirror_test_suite = {
+	.name = "hmm_mirror",
+	.test_cases = hmm_mirror_test_cases,
+};
+
+kunit_test_suite(hmm_mirror_test_suite);
+
+MODULE_DESCRIPTION("KUnit tests for the HMM mirror");
+MODULE_LICENSE("GPL");
