@@ -23,9 +23,9 @@
  * Prefetch (ibv_advise_mr()) goes through the same map-and-fill path as a
  * fault, over exactly the advised range, in chunks of RXE_ODP_PREFETCH_CHUNK.
  * With IB_UVERBS_ADVISE_MR_FLAG_FLUSH it runs in the caller's context;
- * otherwise in a work item that holds a reference on each MR, which makes
- * deregistration wait for it; the work item stops at the next chunk once the
- * MR is being destroyed.
+ * otherwise in a work item.  Either way it holds a reference on each MR,
+ * which makes deregistration wait for it, and stops at the next chunk once
+ * the MR is being destroyed.
  *
  * Counters: each ODP umem counts its faults, invalidations and prefetches
  * (ib_umem_odp_get_counters()); they are reported per MR through restrack
@@ -525,8 +525,8 @@ struct rxe_odp_prefetch {
 
 /*
  * Destroying an MR first removes it from the MR pool (__rxe_cleanup()), then
- * waits for the references on it to go; an asynchronous prefetch holds one,
- * and uses this to stop early.
+ * waits for the references on it to go; a prefetch holds one, and uses this
+ * to stop early.
  */
 static bool rxe_odp_mr_dying(struct rxe_mr *mr)
 {
@@ -534,8 +534,7 @@ static bool rxe_odp_mr_dying(struct rxe_mr *mr)
 }
 
 static int rxe_odp_prefetch_frag(struct rxe_odp_prefetch_frag *frag,
-				 enum ib_uverbs_advise_mr_advice advice,
-				 bool async)
+				 enum ib_uverbs_advise_mr_advice advice)
 {
 	struct rxe_mr *mr = frag->mr;
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
@@ -551,7 +550,7 @@ static int rxe_odp_prefetch_frag(struct rxe_odp_prefetch_frag *frag,
 		access |= ODP_WRITE_ALLOWED_BIT;
 
 	while (va < end) {
-		if (async && rxe_odp_mr_dying(mr))
+		if (rxe_odp_mr_dying(mr))
 			return -ENOENT;
 		next = min(ALIGN_DOWN(va, chunk) + chunk, end);
 		err = rxe_odp_map(mr, va, next, access, fault, &npages);
@@ -584,7 +583,7 @@ static void rxe_odp_prefetch_work(struct work_struct *work)
 
 	/* Nobody waits for the result: failures show in odp_fault_errors. */
 	for (i = 0; i < pf->num_sge; i++)
-		rxe_odp_prefetch_frag(&pf->frags[i], pf->advice, true);
+		rxe_odp_prefetch_frag(&pf->frags[i], pf->advice);
 	rxe_odp_prefetch_free(pf);
 }
 
@@ -649,7 +648,8 @@ err:
  * valid MR of @ibpd; -EINVAL for an MR that is not ODP or a range outside its
  * MR; -EPERM for a write prefetch of an MR without local write access;
  * -ENOMEM; with the flush flag, an error of the prefetch itself (-EFAULT
- * when a page cannot be faulted in).
+ * when a page cannot be faulted in, -ENOENT when the MR is deregistered
+ * meanwhile).
  */
 int rxe_ib_advise_mr(struct ib_pd *ibpd,
 		     enum ib_uverbs_advise_mr_advice advice, u32 flags,
@@ -689,7 +689,7 @@ int rxe_ib_advise_mr(struct ib_pd *ibpd,
 	}
 
 	for (i = 0; i < num_sge && !err; i++)
-		err = rxe_odp_prefetch_frag(&pf->frags[i], advice, false);
+		err = rxe_odp_prefetch_frag(&pf->frags[i], advice);
 out:
 	rxe_odp_prefetch_free(pf);
 	return err;

@@ -21,31 +21,24 @@
  * that failed the access.
  */
 TRACE_EVENT(rxe_odp_fault,
-	TP_PROTO(u32 mr_index, u32 lkey, unsigned long va, unsigned int len,
-		 bool write, int err),
-	TP_ARGS(mr_index, lkey, va, len, write, err),
-
-	TP_STRUCT__entry(
-		__field(u32, mr_index)
-		__field(u32, lkey)
-		__field(unsigned long, va)
-		__field(unsigned int, len)
-		__field(bool, write)
-		__field(int, err)
-	),
-
-	TP_fast_assign(
-		__entry->mr_index = mr_index;
-		__entry->lkey = lkey;
-		__entry->va = va;
-		__entry->len = len;
-		__entry->write = write;
-		__entry->err = err;
-	),
-
-	TP_printk("mr=%u lkey=%#x va=%#lx len=%u write=%d err=%d",
-		  __entry->mr_index, __entry->lkey, __entry->va, __entry->len,
-		  __entry->write, __entry->err)
+	    TP_PROTO(u32 mr_index, u32 lkey, unsigned long va,
+		     unsigned int len, bool write, int err),
+	    TP_ARGS(mr_index, lkey, va, len, write, err),
+	    TP_STRUCT__entry(__field(u32, mr_index)
+			     __field(u32, lkey)
+			     __field(unsigned long, va)
+			     __field(unsigned int, len)
+			     __field(bool, write)
+			     __field(int, err)),
+	    TP_fast_assign(__entry->mr_index = mr_index;
+			   __entry->lkey = lkey;
+			   __entry->va = va;
+			   __entry->len = len;
+			   __entry->write = write;
+			   __entry->err = err;),
+	    TP_printk("mr=%u lkey=%#x va=%#lx len=%u write=%d err=%d",
+		      __entry->mr_index, __entry->lkey, __entry->va,
+		      __entry->len, __entry->write, __entry->err)
 );
 
 /*
@@ -53,29 +46,22 @@ TRACE_EVENT(rxe_odp_fault,
  * zapped is the number of MTT entries (PAGE_SIZE pages) removed.
  */
 TRACE_EVENT(rxe_odp_invalidate,
-	TP_PROTO(u32 mr_index, u32 lkey, unsigned long start,
-		 unsigned long end, unsigned long zapped),
-	TP_ARGS(mr_index, lkey, start, end, zapped),
-
-	TP_STRUCT__entry(
-		__field(u32, mr_index)
-		__field(u32, lkey)
-		__field(unsigned long, start)
-		__field(unsigned long, end)
-		__field(unsigned long, zapped)
-	),
-
-	TP_fast_assign(
-		__entry->mr_index = mr_index;
-		__entry->lkey = lkey;
-		__entry->start = start;
-		__entry->end = end;
-		__entry->zapped = zapped;
-	),
-
-	TP_printk("mr=%u lkey=%#x start=%#lx end=%#lx zapped=%lu",
-		  __entry->mr_index, __entry->lkey, __entry->start,
-		  __entry->end, __entry->zapped)
+	    TP_PROTO(u32 mr_index, u32 lkey, unsigned long start,
+		     unsigned long end, unsigned long zapped),
+	    TP_ARGS(mr_index, lkey, start, end, zapped),
+	    TP_STRUCT__entry(__field(u32, mr_index)
+			     __field(u32, lkey)
+			     __field(unsigned long, start)
+			     __field(unsigned long, end)
+			     __field(unsigned long, zapped)),
+	    TP_fast_assign(__entry->mr_index = mr_index;
+			   __entry->lkey = lkey;
+			   __entry->start = start;
+			   __entry->end = end;
+			   __entry->zapped = zapped;),
+	    TP_printk("mr=%u lkey=%#x start=%#lx end=%#lx zapped=%lu",
+		      __entry->mr_index, __entry->lkey, __entry->start,
+		      __entry->end, __entry->zapped)
 );
 
 TRACE_DEFINE_ENUM(IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH);
@@ -87,40 +73,35 @@ TRACE_DEFINE_ENUM(IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT);
  * number of ODP pages present in the chunk afterwards.
  */
 TRACE_EVENT(rxe_odp_prefetch,
-	TP_PROTO(u32 mr_index, u32 lkey, unsigned long va, unsigned long len,
-		 u32 advice, unsigned long pages, int err),
-	TP_ARGS(mr_index, lkey, va, len, advice, pages, err),
-
-	TP_STRUCT__entry(
-		__field(u32, mr_index)
-		__field(u32, lkey)
-		__field(unsigned long, va)
-		__field(unsigned long, len)
-		__field(u32, advice)
-		__field(unsigned long, pages)
-		__field(int, err)
-	),
-
-	TP_fast_assign(
-		__entry->mr_index = mr_index;
-		__entry->lkey = lkey;
-		__entry->va = va;
-		__entry->len = len;
-		__entry->advice = advice;
-		__entry->pages = pages;
-		__entry->err = err;
-	),
-
-	TP_printk("mr=%u lkey=%#x va=%#lx len=%lu advice=%s pages=%lu err=%d",
-		  __entry->mr_index, __entry->lkey, __entry->va, __entry->len,
-		  __print_symbolic(__entry->advice,
-				   { IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH,
-				     "prefetch" },
-				   { IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
-				     "prefetch_write" },
-				   { IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT,
-				     "prefetch_no_fault" }),
-		  __entry->pages, __entry->err)
+	    TP_PROTO(u32 mr_index, u32 lkey, unsigned long va,
+		     unsigned long len, u32 advice, unsigned long pages,
+		     int err),
+	    TP_ARGS(mr_index, lkey, va, len, advice, pages, err),
+	    TP_STRUCT__entry(__field(u32, mr_index)
+			     __field(u32, lkey)
+			     __field(unsigned long, va)
+			     __field(unsigned long, len)
+			     __field(u32, advice)
+			     __field(unsigned long, pages)
+			     __field(int, err)),
+	    TP_fast_assign(__entry->mr_index = mr_index;
+			   __entry->lkey = lkey;
+			   __entry->va = va;
+			   __entry->len = len;
+			   __entry->advice = advice;
+			   __entry->pages = pages;
+			   __entry->err = err;),
+	    TP_printk("mr=%u lkey=%#x va=%#lx len=%lu advice=%s pages=%lu err=%d",
+		      __entry->mr_index, __entry->lkey, __entry->va,
+		      __entry->len,
+		      __print_symbolic(__entry->advice,
+				       { IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH,
+					 "prefetch" },
+				       { IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+					 "prefetch_write" },
+				       { IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT,
+					 "prefetch_no_fault" }),
+		      __entry->pages, __entry->err)
 );
 
 #endif /* _RXE_TRACE_H */
