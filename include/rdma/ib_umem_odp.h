@@ -201,6 +201,31 @@ static inline void ib_umem_odp_account_prefetch(struct ib_umem_odp *umem_odp,
 	atomic64_add(npages, &umem_odp->prefetches);
 }
 
+/**
+ * ib_umem_odp_mirror_pages - number of ODP pages currently mapped
+ * @umem_odp: the umem, locked or not
+ *
+ * Return: the number of valid entries of the umem's mirror.  Without the lock
+ * this is a snapshot that may already be stale.
+ */
+static inline unsigned long
+ib_umem_odp_mirror_pages(struct ib_umem_odp *umem_odp)
+{
+	return READ_ONCE(umem_odp->mirror.nr_valid);
+}
+
+/**
+ * ib_umem_odp_mirror_bytes - memory used by the page table of an ODP umem
+ * @umem_odp: the umem, locked or not
+ *
+ * Return: the bytes allocated for the page table of the umem's mirror, as
+ * counted by hmm_mirror_metadata_bytes().
+ */
+static inline size_t ib_umem_odp_mirror_bytes(struct ib_umem_odp *umem_odp)
+{
+	return hmm_mirror_metadata_bytes(&umem_odp->mirror);
+}
+
 /*
  * Access bits of an ODP page, as requested from ib_umem_odp_map_and_lock()
  * and as reported by ib_umem_odp_lookup() and ib_umem_odp_walk().

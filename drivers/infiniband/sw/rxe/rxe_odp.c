@@ -19,18 +19,45 @@
  * The invalidate op zaps the MTT entries of the range, then waits for an RCU
  * grace period: a copy that found a page before the zap has finished with it
  * when invalidation returns, and a copy starting after the zap faults.
+ *
+ * Prefetch (ibv_advise_mr()) goes through the same map-and-fill path as a
+ * fault, over exactly the advised range, in chunks of RXE_ODP_PREFETCH_CHUNK.
+ * With IB_UVERBS_ADVISE_MR_FLAG_FLUSH it runs in the caller's context;
+ * otherwise in a work item.  Either way it holds a reference on each MR,
+ * which makes deregistration wait for it, and stops at the next chunk once
+ * the MR is being destroyed.
+ *
+ * Counters: each ODP umem counts its faults, invalidations and prefetches
+ * (ib_umem_odp_get_counters()); they are reported per MR through restrack
+ * (rdma res show mr -dd).  The device-wide hardware counters are the sum over
+ * the live ODP MRs of the device, kept on rxe->odp_mrs, plus what the
+ * destroyed ones had counted, so the two views always agree.
  */
 
 #include <linux/hmm_mirror.h>
 #include <linux/highmem.h>
 #include <linux/rcupdate.h>
+#include <linux/workqueue.h>
 #include <rdma/ib_umem_odp.h>
+#include <rdma/rdma_netlink.h>
 
 #include "rxe.h"
 #include "rxe_loc.h"
 
+#define CREATE_TRACE_POINTS
+#include "rxe_trace.h"
+
 /* Faults are served in blocks of this size around the missing pages. */
 #define RXE_ODP_FAULT_SIZE	SZ_2M
+
+/*
+ * Prefetches are served in aligned chunks of this size (or of one ODP page if
+ * larger): each chunk is one ib_umem_odp_map_and_lock() call.
+ */
+#define RXE_ODP_PREFETCH_CHUNK	SZ_2M
+
+/* Asynchronous prefetches (ibv_advise_mr() without the flush flag) */
+static struct workqueue_struct *rxe_odp_wq;
 
 /* xarray pointer tag of an MTT entry the device may write through */
 #define RXE_ODP_WRITABLE	1UL
@@ -45,13 +72,13 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 {
 	struct rxe_mr *mr = umem_odp->private;
 	XA_STATE(xas, &mr->odp_mtt, start >> PAGE_SHIFT);
-	bool zapped = false;
+	unsigned long zapped = 0;
 	void *entry;
 
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT) {
 		xas_store(&xas, NULL);
-		zapped = true;
+		zapped++;
 		if (need_resched()) {
 			xas_pause(&xas);
 			xas_unlock(&xas);
@@ -60,6 +87,8 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 		}
 	}
 	xas_unlock(&xas);
+
+	trace_rxe_odp_invalidate(mr->elem.index, mr->lkey, start, end, zapped);
 
 	/* Wait for the copies that found one of these pages before the zap. */
 	if (zapped)
@@ -70,6 +99,11 @@ static const struct ib_umem_odp_ops rxe_odp_ops = {
 	.invalidate = rxe_odp_invalidate,
 };
 
+struct rxe_odp_fill {
+	struct rxe_mr *mr;
+	unsigned long npages;	/* ODP pages copied into the MTT */
+};
+
 static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 			      unsigned long addr, dma_addr_t dma,
 			      unsigned int access, void *priv)
@@ -78,16 +112,42 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	unsigned long tag = access & ODP_WRITE_ALLOWED_BIT ? RXE_ODP_WRITABLE : 0;
 	/* rxe does not DMA-map: the mirror hands out physical addresses. */
 	struct page *page = pfn_to_page(PHYS_PFN(dma));
-	struct rxe_mr *mr = priv;
+	struct rxe_odp_fill *fill = priv;
 	void *old;
 
 	for (i = 0; i < n; i++) {
-		old = xa_store(&mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
+		old = xa_store(&fill->mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
 			       xa_tag_pointer(page + i, tag), GFP_KERNEL);
 		if (xa_is_err(old))
 			return xa_err(old);
 	}
+	fill->npages++;
 	return 0;
+}
+
+/*
+ * Map [start, end) of the umem (fault it in unless @fault is false) and copy
+ * the mirror entries of the range into the MTT.  Returns 0 or a negative
+ * errno; *npages is set to the number of ODP pages present in the range.
+ */
+static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
+		       unsigned long end, u64 access, bool fault,
+		       unsigned long *npages)
+{
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	struct rxe_odp_fill fill = { .mr = mr };
+	int err;
+
+	*npages = 0;
+	err = ib_umem_odp_map_and_lock(umem_odp, start, end - start, access,
+				       fault);
+	if (err < 0)
+		return err;
+
+	err = ib_umem_odp_walk(umem_odp, start, end, rxe_odp_fill_entry, &fill);
+	ib_umem_odp_unlock(umem_odp);
+	*npages = fill.npages;
+	return err;
 }
 
 /*
@@ -103,28 +163,23 @@ static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 {
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	u64 access = ODP_READ_ALLOWED_BIT | (write ? ODP_WRITE_ALLOWED_BIT : 0);
-	unsigned long start, end;
+	unsigned long start, end, npages;
 	int err;
 
 	might_sleep();
 	start = max(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE), ib_umem_start(umem_odp));
 	end = min(ALIGN(va + length, RXE_ODP_FAULT_SIZE), ib_umem_end(umem_odp));
-	err = ib_umem_odp_map_and_lock(umem_odp, start, end - start, access, true);
+	err = rxe_odp_map(mr, start, end, access, true, &npages);
 	if (err < 0 && (start < ALIGN_DOWN(va, PAGE_SIZE) ||
 			end > PAGE_ALIGN(va + length))) {
 		start = ALIGN_DOWN(va, PAGE_SIZE);
 		end = PAGE_ALIGN(va + length);
-		err = ib_umem_odp_map_and_lock(umem_odp, start, end - start,
-					       access, true);
+		err = rxe_odp_map(mr, start, end, access, true, &npages);
 	}
-	if (err < 0) {
+	trace_rxe_odp_fault(mr->elem.index, mr->lkey, va, length, write, err);
+	if (err < 0)
 		rxe_dbg_mr(mr, "fault at %#lx+%u failed, err = %d\n", va,
 			   length, err);
-		return err;
-	}
-
-	err = ib_umem_odp_walk(umem_odp, start, end, rxe_odp_fill_entry, mr);
-	ib_umem_odp_unlock(umem_odp);
 	return err;
 }
 
@@ -329,19 +384,346 @@ int rxe_odp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 	mr->umem = &umem_odp->umem;
 	mr->ibmr.type = IB_MR_TYPE_USER;
 	mr->state = RXE_MR_STATE_VALID;
+
+	spin_lock(&rxe->odp_lock);
+	list_add_tail(&mr->odp_node, &rxe->odp_mrs);
+	spin_unlock(&rxe->odp_lock);
 	return 0;
+}
+
+static void rxe_odp_counters_add(struct ib_umem_odp_counters *sum,
+				 const struct ib_umem_odp_counters *c)
+{
+	sum->faults += c->faults;
+	sum->pages_faulted += c->pages_faulted;
+	sum->invalidations += c->invalidations;
+	sum->pages_invalidated += c->pages_invalidated;
+	sum->prefetches += c->prefetches;
+	sum->fault_errors += c->fault_errors;
 }
 
 /**
  * rxe_odp_mr_cleanup - release the ODP state of an MR
- * @mr: the ODP MR
+ * @mr: the ODP MR, no longer used by anything
  *
+ * The mirror is emptied first, under its lock, so that no invalidation is
+ * counted once the MR's counters have been added to the device's totals.
  * Releasing the umem removes the mirror, so no invalidation can run after
  * it; only then is the MTT freed.
  */
 void rxe_odp_mr_cleanup(struct rxe_mr *mr)
 {
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	struct rxe_dev *rxe = to_rdev(mr->ibmr.device);
+	struct ib_umem_odp_counters c;
+
+	ib_umem_odp_lock(umem_odp);
+	ib_umem_odp_unmap_dma_pages(umem_odp, ib_umem_start(umem_odp),
+				    ib_umem_end(umem_odp));
+	ib_umem_odp_unlock(umem_odp);
+
+	spin_lock(&rxe->odp_lock);
+	list_del(&mr->odp_node);
+	ib_umem_odp_get_counters(umem_odp, &c);
+	rxe_odp_counters_add(&rxe->odp_retired, &c);
+	spin_unlock(&rxe->odp_lock);
+
 	ib_umem_release(mr->umem);
 	mr->umem = NULL;
 	xa_destroy(&mr->odp_mtt);
+}
+
+/**
+ * rxe_odp_get_hw_stats - the device-wide ODP counters
+ * @rxe: the device
+ * @value: the hardware counter values, indexed by enum rxe_counters; the
+ *	RXE_CNT_ODP_* entries are filled
+ *
+ * Each counter is the sum of the counters of the device's live ODP MRs and
+ * of those its destroyed ODP MRs had when they were destroyed.
+ */
+void rxe_odp_get_hw_stats(struct rxe_dev *rxe, u64 *value)
+{
+	struct ib_umem_odp_counters sum, c;
+	struct rxe_mr *mr;
+
+	spin_lock(&rxe->odp_lock);
+	sum = rxe->odp_retired;
+	list_for_each_entry(mr, &rxe->odp_mrs, odp_node) {
+		ib_umem_odp_get_counters(to_ib_umem_odp(mr->umem), &c);
+		rxe_odp_counters_add(&sum, &c);
+	}
+	spin_unlock(&rxe->odp_lock);
+
+	value[RXE_CNT_ODP_FAULTS] = sum.faults;
+	value[RXE_CNT_ODP_PAGES_FAULTED] = sum.pages_faulted;
+	value[RXE_CNT_ODP_INVALIDATIONS] = sum.invalidations;
+	value[RXE_CNT_ODP_PAGES_INVALIDATED] = sum.pages_invalidated;
+	value[RXE_CNT_ODP_PREFETCHES] = sum.prefetches;
+	value[RXE_CNT_ODP_FAULT_ERRORS] = sum.fault_errors;
+}
+
+/**
+ * rxe_odp_fill_res_mr_entry - the driver attributes of an MR for restrack
+ * @msg: the netlink message being built
+ * @ibmr: the MR
+ *
+ * For an ODP MR: whether it is explicit or implicit, its event counters
+ * (see struct ib_umem_odp_counters), and the pages and memory its mirror
+ * holds now.  Shown by "rdma res show mr -dd".
+ *
+ * Return: 0, or -EMSGSIZE when @msg is full.
+ */
+int rxe_odp_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
+{
+	struct rxe_mr *mr = to_rmr(ibmr);
+	struct ib_umem_odp_counters c;
+	struct ib_umem_odp *umem_odp;
+	struct nlattr *table_attr;
+
+	if (!rxe_mr_is_odp(mr))
+		return 0;
+	umem_odp = to_ib_umem_odp(mr->umem);
+	ib_umem_odp_get_counters(umem_odp, &c);
+
+	table_attr = nla_nest_start_noflag(msg, RDMA_NLDEV_ATTR_DRIVER);
+	if (!table_attr)
+		return -EMSGSIZE;
+	if (rdma_nl_put_driver_string(msg, "odp", umem_odp->is_implicit_odp ?
+				      "implicit" : "explicit") ||
+	    rdma_nl_put_driver_u64(msg, "odp_faults", c.faults) ||
+	    rdma_nl_put_driver_u64(msg, "odp_pages_faulted", c.pages_faulted) ||
+	    rdma_nl_put_driver_u64(msg, "odp_invalidations", c.invalidations) ||
+	    rdma_nl_put_driver_u64(msg, "odp_pages_invalidated",
+				   c.pages_invalidated) ||
+	    rdma_nl_put_driver_u64(msg, "odp_prefetches", c.prefetches) ||
+	    rdma_nl_put_driver_u64(msg, "odp_fault_errors", c.fault_errors) ||
+	    rdma_nl_put_driver_u64(msg, "odp_mirror_bytes",
+				   ib_umem_odp_mirror_bytes(umem_odp)) ||
+	    rdma_nl_put_driver_u64(msg, "odp_mirror_pages",
+				   ib_umem_odp_mirror_pages(umem_odp))) {
+		nla_nest_cancel(msg, table_attr);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(msg, table_attr);
+	return 0;
+}
+
+/* One SGE of a prefetch, with a reference on its MR */
+struct rxe_odp_prefetch_frag {
+	struct rxe_mr *mr;
+	unsigned long va;
+	unsigned long length;
+};
+
+struct rxe_odp_prefetch {
+	struct work_struct work;
+	enum ib_uverbs_advise_mr_advice advice;
+	u32 num_sge;
+	struct rxe_odp_prefetch_frag frags[] __counted_by(num_sge);
+};
+
+/*
+ * Destroying an MR first removes it from the MR pool (__rxe_cleanup()), then
+ * waits for the references on it to go; a prefetch holds one, and uses this
+ * to stop early.
+ */
+static bool rxe_odp_mr_dying(struct rxe_mr *mr)
+{
+	return xa_load(&mr->elem.pool->xa, mr->elem.index) != &mr->elem;
+}
+
+static int rxe_odp_prefetch_frag(struct rxe_odp_prefetch_frag *frag,
+				 enum ib_uverbs_advise_mr_advice advice)
+{
+	struct rxe_mr *mr = frag->mr;
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	unsigned long chunk = max_t(unsigned long, RXE_ODP_PREFETCH_CHUNK,
+				    BIT(umem_odp->page_shift));
+	bool fault = advice != IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT;
+	unsigned long va = frag->va, end = frag->va + frag->length;
+	u64 access = ODP_READ_ALLOWED_BIT;
+	unsigned long next, npages;
+	int err;
+
+	if (advice == IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE)
+		access |= ODP_WRITE_ALLOWED_BIT;
+
+	while (va < end) {
+		if (rxe_odp_mr_dying(mr))
+			return -ENOENT;
+		next = min(ALIGN_DOWN(va, chunk) + chunk, end);
+		err = rxe_odp_map(mr, va, next, access, fault, &npages);
+		trace_rxe_odp_prefetch(mr->elem.index, mr->lkey, va, next - va,
+				       advice, npages, err);
+		if (err)
+			return err;
+		ib_umem_odp_account_prefetch(umem_odp, npages);
+		va = next;
+		cond_resched();
+	}
+	return 0;
+}
+
+static void rxe_odp_prefetch_free(struct rxe_odp_prefetch *pf)
+{
+	u32 i;
+
+	for (i = 0; i < pf->num_sge; i++)
+		if (pf->frags[i].mr)
+			rxe_put(pf->frags[i].mr);
+	kvfree(pf);
+}
+
+static void rxe_odp_prefetch_work(struct work_struct *work)
+{
+	struct rxe_odp_prefetch *pf =
+		container_of(work, struct rxe_odp_prefetch, work);
+	u32 i;
+
+	/* Nobody waits for the result: failures show in odp_fault_errors. */
+	for (i = 0; i < pf->num_sge; i++)
+		rxe_odp_prefetch_frag(&pf->frags[i], pf->advice);
+	rxe_odp_prefetch_free(pf);
+}
+
+/* Look up and check the MR of an SGE; takes a reference on it. */
+static int rxe_odp_prefetch_get(struct rxe_pd *pd,
+				enum ib_uverbs_advise_mr_advice advice,
+				const struct ib_sge *sge,
+				struct rxe_odp_prefetch_frag *frag)
+{
+	struct rxe_mr *mr = lookup_mr(pd, 0, sge->lkey, RXE_LOOKUP_LOCAL);
+	struct ib_umem_odp *umem_odp;
+	unsigned long va;
+	int err;
+
+	if (!mr)
+		return -ENOENT;
+	err = -EINVAL;
+	if (!rxe_mr_is_odp(mr))
+		goto err;
+	err = -EPERM;
+	if (advice == IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE &&
+	    !(mr->access & IB_ACCESS_LOCAL_WRITE))
+		goto err;
+	err = mr_check_range(mr, sge->addr, sge->length);
+	if (err)
+		goto err;
+	umem_odp = to_ib_umem_odp(mr->umem);
+	va = rxe_odp_va(mr, sge->addr);
+	err = -EINVAL;
+	if (va < ib_umem_start(umem_odp) ||
+	    sge->length > ib_umem_end(umem_odp) - va)
+		goto err;
+
+	frag->mr = mr;
+	frag->va = va;
+	frag->length = sge->length;
+	return 0;
+
+err:
+	rxe_put(mr);
+	return err;
+}
+
+/**
+ * rxe_ib_advise_mr - the advise_mr verb: prefetch ranges of ODP MRs
+ * @ibpd: the PD of the MRs
+ * @advice: IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH (make readable),
+ *	_PREFETCH_WRITE (make writable) or _PREFETCH_NO_FAULT (map what the
+ *	CPU already maps, fault nothing)
+ * @flags: IB_UVERBS_ADVISE_MR_FLAG_FLUSH to prefetch before returning;
+ *	otherwise the prefetch runs later in a work item
+ * @sg_list: the ranges: lkey, MR address and length
+ * @num_sge: number of entries in @sg_list
+ * @attrs: uverbs attributes (unused)
+ *
+ * Every SGE is checked before anything is prefetched.  The pages prefetched
+ * are copied into the MTT, so later accesses to them do not fault, and are
+ * counted in the MR's odp_prefetches.
+ *
+ * Context: process context, may sleep.
+ * Return: 0; -EOPNOTSUPP for an unknown @advice; -ENOENT if an lkey names no
+ * valid MR of @ibpd; -EINVAL for an MR that is not ODP or a range outside its
+ * MR; -EPERM for a write prefetch of an MR without local write access;
+ * -ENOMEM; with the flush flag, an error of the prefetch itself (-EFAULT
+ * when a page cannot be faulted in, -ENOENT when the MR is deregistered
+ * meanwhile).
+ */
+int rxe_ib_advise_mr(struct ib_pd *ibpd,
+		     enum ib_uverbs_advise_mr_advice advice, u32 flags,
+		     struct ib_sge *sg_list, u32 num_sge,
+		     struct uverbs_attr_bundle *attrs)
+{
+	struct rxe_pd *pd = to_rpd(ibpd);
+	struct rxe_odp_prefetch *pf;
+	int err = 0;
+	u32 i;
+
+	switch (advice) {
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH:
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE:
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+
+	pf = kvzalloc(struct_size(pf, frags, num_sge), GFP_KERNEL);
+	if (!pf)
+		return -ENOMEM;
+	pf->advice = advice;
+	pf->num_sge = num_sge;
+	for (i = 0; i < num_sge; i++) {
+		err = rxe_odp_prefetch_get(pd, advice, &sg_list[i],
+					   &pf->frags[i]);
+		if (err)
+			goto out;
+	}
+
+	if (!(flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)) {
+		INIT_WORK(&pf->work, rxe_odp_prefetch_work);
+		queue_work(rxe_odp_wq, &pf->work);
+		return 0;
+	}
+
+	for (i = 0; i < num_sge && !err; i++)
+		err = rxe_odp_prefetch_frag(&pf->frags[i], advice);
+out:
+	rxe_odp_prefetch_free(pf);
+	return err;
+}
+
+/**
+ * rxe_odp_init - set up the ODP state of a device
+ * @rxe: the device
+ */
+void rxe_odp_init(struct rxe_dev *rxe)
+{
+	spin_lock_init(&rxe->odp_lock);
+	INIT_LIST_HEAD(&rxe->odp_mrs);
+	memset(&rxe->odp_retired, 0, sizeof(rxe->odp_retired));
+}
+
+/**
+ * rxe_odp_alloc_wq - create the workqueue of asynchronous prefetches
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int rxe_odp_alloc_wq(void)
+{
+	rxe_odp_wq = alloc_workqueue("rxe_odp", WQ_UNBOUND, 0);
+	return rxe_odp_wq ? 0 : -ENOMEM;
+}
+
+/**
+ * rxe_odp_destroy_wq - destroy the workqueue of asynchronous prefetches
+ *
+ * Called once every device is gone: each prefetch still queued or running
+ * then only has its own code left to run, which this waits for.
+ */
+void rxe_odp_destroy_wq(void)
+{
+	destroy_workqueue(rxe_odp_wq);
 }
