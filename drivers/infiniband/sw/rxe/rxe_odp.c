@@ -282,6 +282,36 @@ static struct page *rxe_odp_get_writable(struct rxe_mr *mr, unsigned long va)
 	}
 }
 
+/*
+ * Map the 64-bit word at @iova for an atomic access, faulting its page in
+ * writable if needed.  On success the word stays mapped, and its page safe
+ * from invalidation, until rxe_odp_unmap_word(); the caller must not sleep
+ * in between.  Returns the word, or NULL with *@err set to an enum
+ * resp_states error.
+ */
+static u64 *rxe_odp_map_word(struct rxe_mr *mr, u64 iova, int *err)
+{
+	unsigned long va = rxe_odp_va(mr, iova);
+	struct page *page;
+
+	if (unlikely(va & 7)) {
+		*err = RESPST_ERR_MISALIGNED_ATOMIC;
+		return NULL;
+	}
+	page = rxe_odp_get_writable(mr, va);
+	if (IS_ERR(page)) {
+		*err = RESPST_ERR_RKEY_VIOLATION;
+		return NULL;
+	}
+	return (u64 *)kmap_local_page(page) + ((va & ~PAGE_MASK) >> 3);
+}
+
+static void rxe_odp_unmap_word(u64 *word)
+{
+	kunmap_local(word);
+	rcu_read_unlock();
+}
+
 /**
  * rxe_odp_do_atomic_op - compare-and-swap or fetch-and-add on an ODP MR
  * @mr: the ODP MR
@@ -297,21 +327,13 @@ static struct page *rxe_odp_get_writable(struct rxe_mr *mr, unsigned long va)
 int rxe_odp_do_atomic_op(struct rxe_mr *mr, u64 iova, int opcode,
 			 u64 compare, u64 swap_add, u64 *orig_val)
 {
-	unsigned long va = rxe_odp_va(mr, iova);
-	struct page *page;
-	u64 *kaddr;
+	int err;
+	u64 *word = rxe_odp_map_word(mr, iova, &err);
 
-	if (unlikely(va & 7))
-		return RESPST_ERR_MISALIGNED_ATOMIC;
-
-	page = rxe_odp_get_writable(mr, va);
-	if (IS_ERR(page))
-		return RESPST_ERR_RKEY_VIOLATION;
-	kaddr = kmap_local_page(page);
-	rxe_atomic_op_page(kaddr + ((va & ~PAGE_MASK) >> 3), opcode, compare,
-			   swap_add, orig_val);
-	kunmap_local(kaddr);
-	rcu_read_unlock();
+	if (!word)
+		return err;
+	rxe_atomic_op_page(word, opcode, compare, swap_add, orig_val);
+	rxe_odp_unmap_word(word);
 	return 0;
 }
 
@@ -326,21 +348,14 @@ int rxe_odp_do_atomic_op(struct rxe_mr *mr, u64 iova, int opcode,
  */
 int rxe_odp_do_atomic_write(struct rxe_mr *mr, u64 iova, u64 value)
 {
-	unsigned long va = rxe_odp_va(mr, iova);
-	struct page *page;
-	u64 *kaddr;
+	int err;
+	u64 *word = rxe_odp_map_word(mr, iova, &err);
 
-	if (unlikely(va & 7))
-		return RESPST_ERR_MISALIGNED_ATOMIC;
-
-	page = rxe_odp_get_writable(mr, va);
-	if (IS_ERR(page))
-		return RESPST_ERR_RKEY_VIOLATION;
-	kaddr = kmap_local_page(page);
+	if (!word)
+		return err;
 	/* Do atomic write after all prior operations have completed */
-	smp_store_release(&kaddr[(va & ~PAGE_MASK) >> 3], value);
-	kunmap_local(kaddr);
-	rcu_read_unlock();
+	smp_store_release(word, value);
+	rxe_odp_unmap_word(word);
 	return 0;
 }
 
