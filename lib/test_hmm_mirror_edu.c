@@ -11,7 +11,9 @@
  * (destination), 0x90 (count) and 0x98 (command: bit 0 start, bit 1 direction
  * device -> RAM); its buffer is at 0x40000 of its own address space.  A
  * transfer completes about 100 ms (QEMU virtual clock) after it is started,
- * and bit 0 of the command register stays set until then.
+ * and bit 0 of the command register stays set until then.  QEMU 7.2 rejects
+ * a transfer that reaches the last byte of the buffer by stopping the
+ * machine, so transfers end before it (EDU_MIRROR_DEV_XFER_END).
  *
  * A transfer is started with the mirror locked and entries checked, then the
  * lock is dropped while the device works, as a real device would run
@@ -289,11 +291,15 @@ static void edu_dma_start(struct edu_file *ef, dma_addr_t ram, u32 dev_off,
 	mutex_unlock(&edu->dma_lock);
 }
 
+/*
+ * Wait for the transfer started by edu_dma_start() (or a later one) to end.
+ * Without dma_lock, so that an invalidation finds the transfer running and
+ * waits for it itself.
+ */
 static void edu_dma_finish(struct edu_dev *edu)
 {
-	mutex_lock(&edu->dma_lock);
-	edu_wait_idle(edu);
-	mutex_unlock(&edu->dma_lock);
+	while (edu_busy(edu))
+		usleep_range(1000, 2000);
 }
 
 /* -------------------------------------------------------------------------
@@ -368,8 +374,8 @@ static int edu_ioctl_dma(struct edu_file *ef, struct edu_mirror_cmd *cmd,
 	cmd->pages = 0;
 	if (cmd->flags & ~EDU_MIRROR_NOFAULT || cmd->pad)
 		return -EINVAL;
-	if (!cmd->len || cmd->dev_off >= EDU_MIRROR_DEV_BUF_SIZE ||
-	    cmd->len > EDU_MIRROR_DEV_BUF_SIZE - cmd->dev_off ||
+	if (!cmd->len || cmd->dev_off >= EDU_MIRROR_DEV_XFER_END ||
+	    cmd->len > EDU_MIRROR_DEV_XFER_END - cmd->dev_off ||
 	    addr + cmd->len < addr)
 		return -EINVAL;
 

@@ -12,9 +12,16 @@
 
 /* Size of the edu device's DMA buffer */
 #define EDU_MIRROR_DEV_BUF_SIZE		4096
+/*
+ * A transfer must end before the last byte of the buffer: QEMU's edu device
+ * (at least up to QEMU 7.2) treats a transfer that reaches the end of the
+ * buffer as out of bounds and stops the whole machine, so the driver refuses
+ * one with -EINVAL.
+ */
+#define EDU_MIRROR_DEV_XFER_END		(EDU_MIRROR_DEV_BUF_SIZE - 1)
 
 /* struct edu_mirror_cmd.flags */
-#define EDU_MIRROR_NOFAULT	(1U << 0)	/* DMA only what is mirrored */
+#define EDU_MIRROR_NOFAULT	0x1	/* DMA only what is mirrored */
 
 /* struct edu_mirror_init.dma_mode: enum hmm_mirror_dma_mode */
 #define EDU_MIRROR_DMA_NONE	0
@@ -22,9 +29,9 @@
 #define EDU_MIRROR_DMA_IOVA	2
 
 /* struct edu_mirror_counts.have: which counters could be attached */
-#define EDU_MIRROR_HAVE_MAP	(1U << 0)	/* iommu:map, iommu:unmap */
-#define EDU_MIRROR_HAVE_FLUSH	(1U << 1)	/* intel_iommu:cache_tag_flush_* */
-#define EDU_MIRROR_HAVE_QI	(1U << 2)	/* intel_iommu:qi_submit */
+#define EDU_MIRROR_HAVE_MAP	0x1	/* iommu:map, iommu:unmap */
+#define EDU_MIRROR_HAVE_FLUSH	0x2	/* intel_iommu:cache_tag_flush_* */
+#define EDU_MIRROR_HAVE_QI	0x4	/* intel_iommu:qi_submit */
 
 /**
  * struct edu_mirror_counts - IOMMU work done by one phase of an ioctl
