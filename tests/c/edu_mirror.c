@@ -674,6 +674,8 @@ static int cmd_bench(int runs, int npages)
 	       (double)pm_med / bm_med, (double)pm_med / bm_med >= 5 ? "met" : "NOT met");
 	printf("unmap time ratio (per-page / batched, medians): %.2f\n",
 	       (double)pu_med / bu_med);
+	printf("map + unmap time ratio (sums of the medians): %.2f\n",
+	       (double)(pm_med + pu_med) / (bm_med + bu_med));
 	{
 		char b1[48];
 
