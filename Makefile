@@ -3,12 +3,13 @@
 #   make check    every test (KUnit, integration, pyverbs test_odp, hmm-tests)
 #   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
 #   make patches  the kernel change as a format-patch series + checkpatch
+#   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
 export DEBUG
 
-.PHONY: all deps kernel run check patches clean
+.PHONY: all deps kernel run check patches clean bench-edu
 
 all: kernel
 
@@ -23,6 +24,10 @@ run: kernel
 
 check: deps
 	@tests/check $(SUITES)
+
+# The edu figure: mirror batched DMA mapping vs per-page dma_map_page (VT-d)
+bench-edu: kernel
+	@tests/bench/edu-bench
 
 patches: deps
 	@bin/make-patches
