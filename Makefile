@@ -3,12 +3,13 @@
 #   make check    every test (KUnit, integration, pyverbs test_odp, hmm-tests)
 #   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
 #   make patches  the kernel change as a format-patch series + checkpatch
+#   make bench    ODP against pinned: benchmark figures from one VM boot
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
 export DEBUG
 
-.PHONY: all deps kernel run check patches clean
+.PHONY: all deps kernel run check patches bench clean
 
 all: kernel
 
@@ -26,6 +27,9 @@ check: deps
 
 patches: deps
 	@bin/make-patches
+
+bench: deps
+	@tests/bench/run
 
 clean:
 	rm -rf build
