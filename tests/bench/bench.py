@@ -157,15 +157,30 @@ def perftest_pair(tool, args, timeout=300):
     return bw, [cmdline(scmd), cmdline(ccmd)], text
 
 
+def perftest_retry(tool, args, failures, tries=3):
+    """perftest_pair, tried again when a run breaks: under emulation
+    perftest's own clock calibration sometimes refuses to report
+    ("Correlation coefficient r^2 < 0.9").  Broken runs are counted in
+    failures, never used."""
+    for _ in range(tries):
+        bw, cmds, text = perftest_pair(tool, args)
+        if bw is not None:
+            return bw, cmds, text
+        why = [l for l in text.splitlines() if "r^2" in l or "Couldn't" in l
+               or "Unable" in l or "failed" in l.lower()]
+        failures.append({"command": cmds[1], "why": (why or ["exit status"])[0].strip()})
+    return None, cmds, text
+
+
 def fig1(res, rounds, secs):
     margin = max(1, secs // 4)
     for tool in ("ib_write_bw", "ib_read_bw", "ib_send_bw"):
         for size in (65536, 4096):
-            ratios, odp_bw, pin_bw, cmds = [], [], [], []
+            ratios, odp_bw, pin_bw, cmds, failures = [], [], [], [], []
             common = ["-s", str(size), "-D", str(secs), "--margin", str(margin)]
             for r in range(rounds):
-                o, c1, t1 = perftest_pair(tool, ["--odp"] + common)
-                p, c2, t2 = perftest_pair(tool, common)
+                o, c1, t1 = perftest_retry(tool, ["--odp"] + common, failures)
+                p, c2, t2 = perftest_retry(tool, common, failures)
                 cmds = c1 + c2
                 if o is None or p is None:
                     res.error(1, "%s -s %d round %d failed:\n%s" % (
@@ -178,6 +193,7 @@ def fig1(res, rounds, secs):
                     "%s %s ODP/pinned" % (tool, "64 KiB" if size == 65536 else "4 KiB"),
                     "ratio", ratios, ">= 0.98", lambda v: v >= 0.98, cmds,
                     {"odp_MBps": odp_bw, "pinned_MBps": pin_bw,
+                     "broken_runs_retried": failures,
                      "order": "per round: ODP then pinned"})
 
 
@@ -385,15 +401,22 @@ def delta(a, b):
 
 
 def fig7(res, rounds):
-    args = ["-q", "8", "-s", "4194304", "-n", "8"]
+    # 8 QPs, 2 MiB per QP buffer, 2 iterations: the first pass of every QP
+    # faults its whole buffer, all QPs at once.
+    args = ["-q", "8", "-s", "2097152", "-n", "2"]
     samples = {"odp": [], "pinned": []}
+    failures = []
     cmd_of = {}
     for r in range(rounds):
         for mode in ("odp", "pinned"):
-            c0, n0 = hw_counters(), net_drops()
-            bw, c, text = perftest_pair("ib_write_bw",
-                                        (["--odp"] if mode == "odp" else []) + args)
-            c1, n1 = hw_counters(), net_drops()
+            for _ in range(2):  # counters around the one run that is used
+                c0, n0 = hw_counters(), net_drops()
+                bw, c, text = perftest_retry("ib_write_bw",
+                                             (["--odp"] if mode == "odp" else []) + args,
+                                             failures, tries=1)
+                c1, n1 = hw_counters(), net_drops()
+                if bw is not None:
+                    break
             cmd_of[mode] = c
             if bw is None:
                 res.error(7, "%s round %d failed:\n%s" % (mode, r, text[-1500:]))
@@ -414,6 +437,7 @@ def fig7(res, rounds):
         return
     o = samples["odp"]
     d = {"odp_rounds": o, "pinned_rounds": samples["pinned"],
+         "broken_runs_retried": failures,
          "order": "per round: ib_write_bw --odp (fresh process, cold memory), then pinned",
          "groups": {"rnr": RNR, "retrans": RETRANS, "fatal": FATAL,
                     "timer_retries": "completer_retry_err - rcvd_seq_err"}}
