@@ -4,12 +4,13 @@
 #   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
 #   make patches  the kernel change as a format-patch series + checkpatch
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
+#   make bench    ODP against pinned: benchmark figures from one VM boot
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
 export DEBUG
 
-.PHONY: all deps kernel run check patches clean bench-edu
+.PHONY: all deps kernel run check patches bench bench-edu clean
 
 all: kernel
 
@@ -31,6 +32,9 @@ bench-edu: kernel
 
 patches: deps
 	@bin/make-patches
+
+bench: deps
+	@tests/bench/run
 
 clean:
 	rm -rf build

@@ -1,0 +1,668 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Micro-benchmarks of ODP memory regions against pinned ones, on one device
+ * in loopback (RC QP pairs from rdma_util.c).  Used by tests/bench/bench.py.
+ *
+ *   odp_bench [-d DEV] [-g GID] [-r ROUNDS] TEST [ARGS]
+ *
+ *   reg SIZE...        ibv_reg_mr time, ODP against pinned, on populated memory
+ *   implicit           ibv_reg_mr(pd, NULL, SIZE_MAX, ON_DEMAND) time
+ *   cold SIZE          RDMA WRITE of SIZE into a fresh ODP MR (registration
+ *                      included), into a fresh pinned MR (pinning included),
+ *                      and again into the same ODP MR once warm
+ *   fault BLOCKS       RDMA READ of one 4 KiB page not yet mirrored, then of
+ *                      the same page warm, BLOCKS times; CPU minor faults
+ *   inval SIZE         MADV_DONTNEED and munmap of a fully mirrored ODP range
+ *                      against the same range with no MR
+ *   meta SIZE SPAN PCT mirror bytes per mirrored page: an explicit MR of SIZE
+ *                      fully faulted; an implicit MR with PCT % of the pages
+ *                      of a SPAN mapping (MAP_NORESERVE) read at random
+ *
+ * Every test runs ROUNDS rounds; inside a round the variants alternate
+ * (A B, A B, ...), never A A A B B B.  Each round prints one JSON object on
+ * one line; times are in nanoseconds (CLOCK_MONOTONIC).  Mirror statistics
+ * come from the program named by $ODP_BENCH_MRSTAT (tests/bench/mrstat.py),
+ * which reads the MR's restrack driver attributes; its JSON answer is
+ * embedded as is.
+ */
+#define _GNU_SOURCE
+#include "rdma_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE		4096UL
+#define BLOCK		(2UL << 20)	/* one touch per block faults it all (rxe) */
+#define ACCESS		(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+			 IBV_ACCESS_REMOTE_READ)
+#define BATCH		32		/* RDMA operations in flight */
+
+static int rounds = 3;
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static size_t parse_size(const char *s)
+{
+	char *end;
+	size_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'G': case 'g': v <<= 10; /* fall through */
+	case 'M': case 'm': v <<= 10; /* fall through */
+	case 'K': case 'k': v <<= 10; break;
+	}
+	return v;
+}
+
+static void *map_anon(size_t size, int flags)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	/* 4 KiB pages throughout, whatever the THP mode */
+	madvise(p, size, MADV_NOHUGEPAGE);
+	return p;
+}
+
+/* Map SIZE bytes aligned to BLOCK, populated. */
+static void *map_blocks(size_t size)
+{
+	char *p = map_anon(size + BLOCK, 0), *q;
+
+	if (!p)
+		return NULL;
+	q = (char *)(((unsigned long)p + BLOCK - 1) & ~(BLOCK - 1));
+	if (q > p)
+		munmap(p, q - p);
+	munmap(q + size, p + BLOCK - q);
+	if (madvise(q, size, MADV_POPULATE_WRITE)) {
+		munmap(q, size);
+		return NULL;
+	}
+	return q;
+}
+
+static struct ibv_mr *reg(struct rdma_ctx *r, void *addr, size_t len, int odp)
+{
+	return ibv_reg_mr(r->pd, addr, len, ACCESS | (odp ? IBV_ACCESS_ON_DEMAND : 0));
+}
+
+static int rw_sync(struct rdma_ctx *r, struct rdma_pair *p, enum ibv_wr_opcode op,
+		   void *laddr, uint32_t lkey, uint64_t raddr, uint32_t rkey,
+		   size_t len)
+{
+	if (rdma_post_rw(p, op, laddr, lkey, raddr, rkey, len))
+		return -1;
+	return rdma_complete(r, 1);
+}
+
+/* Touch every block of [addr, addr + len) of @mr by RDMA WRITE of 8 bytes. */
+static int fault_blocks(struct rdma_ctx *r, struct rdma_pair *p, struct ibv_mr *mr,
+			char *addr, size_t len, uint64_t *src, uint32_t src_lkey)
+{
+	size_t off;
+	int n = 0, st;
+
+	for (off = 0; off < len; off += BLOCK) {
+		if (rdma_post_rw(p, IBV_WR_RDMA_WRITE, src, src_lkey,
+				 (uintptr_t)addr + off, mr->rkey, 8))
+			return -1;
+		if (++n == BATCH) {
+			st = rdma_complete(r, n);
+			if (st)
+				return st;
+			n = 0;
+		}
+	}
+	return n ? rdma_complete(r, n) : 0;
+}
+
+/* Mirror statistics of the MR with @rkey, as a JSON value (or null). */
+static void mrstat(uint32_t rkey, char *out, size_t outlen)
+{
+	const char *prog = getenv("ODP_BENCH_MRSTAT");
+	char cmd[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(out, outlen, "null");
+	if (!prog)
+		return;
+	snprintf(cmd, sizeof(cmd), "%s 0x%x", prog, rkey);
+	f = popen(cmd, "r");
+	if (!f)
+		return;
+	n = fread(out, 1, outlen - 1, f);
+	out[n] = 0;
+	while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		out[--n] = 0;
+	if (pclose(f) || !n)
+		snprintf(out, outlen, "null");
+}
+
+static void report_error(const char *test, const char *what)
+{
+	printf("{\"test\":\"%s\",\"error\":\"%s: %s\"}\n", test, what,
+	       errno ? strerror(errno) : "failed");
+	fflush(stdout);
+}
+
+/* ---- registration time ---- */
+
+/*
+ * Run each registration path once before timing it: under emulation the
+ * first run of kernel code pays for translating it.
+ */
+static void warm_up_reg(struct rdma_ctx *r, int implicit)
+{
+	void *buf = map_blocks(BLOCK);
+	struct ibv_mr *mr;
+
+	if (!buf)
+		return;
+	mr = implicit ? ibv_reg_mr(r->pd, NULL, SIZE_MAX, ACCESS | IBV_ACCESS_ON_DEMAND) :
+			reg(r, buf, BLOCK, 1);
+	if (mr)
+		ibv_dereg_mr(mr);
+	mr = reg(r, buf, BLOCK, 0);
+	if (mr)
+		ibv_dereg_mr(mr);
+	munmap(buf, BLOCK);
+}
+
+static int bench_reg(struct rdma_ctx *r, int argc, char **argv)
+{
+	int i, k, bad = 0;
+
+	warm_up_reg(r, 0);
+
+	for (i = 0; i < argc; i++) {
+		size_t size = parse_size(argv[i]);
+		void *buf = map_blocks(size);
+
+		if (!buf) {
+			report_error("reg", "mmap");
+			bad = 1;
+			continue;
+		}
+		for (k = 0; k < rounds; k++) {
+			long long t0, t1, t2, t3, t4, t5;
+			struct ibv_mr *mr;
+
+			t0 = now_ns();
+			mr = reg(r, buf, size, 1);
+			t1 = now_ns();
+			if (!mr) {
+				report_error("reg", "ODP ibv_reg_mr");
+				bad = 1;
+				break;
+			}
+			ibv_dereg_mr(mr);
+			t2 = now_ns();
+			mr = reg(r, buf, size, 0);
+			t3 = now_ns();
+			if (!mr) {
+				report_error("reg", "pinned ibv_reg_mr");
+				bad = 1;
+				break;
+			}
+			t4 = now_ns();
+			ibv_dereg_mr(mr);
+			t5 = now_ns();
+			printf("{\"test\":\"reg\",\"size\":%zu,\"round\":%d,"
+			       "\"odp_reg_ns\":%lld,\"odp_dereg_ns\":%lld,"
+			       "\"pinned_reg_ns\":%lld,\"pinned_dereg_ns\":%lld}\n",
+			       size, k, t1 - t0, t2 - t1, t3 - t2, t5 - t4);
+			fflush(stdout);
+		}
+		munmap(buf, size);
+	}
+	return bad;
+}
+
+static int bench_implicit(struct rdma_ctx *r)
+{
+	int k;
+
+	warm_up_reg(r, 1);
+
+	for (k = 0; k < rounds; k++) {
+		long long t0, t1, t2;
+		struct ibv_mr *mr;
+
+		t0 = now_ns();
+		mr = ibv_reg_mr(r->pd, NULL, SIZE_MAX, ACCESS | IBV_ACCESS_ON_DEMAND);
+		t1 = now_ns();
+		if (!mr) {
+			report_error("implicit", "implicit ibv_reg_mr");
+			return 1;
+		}
+		ibv_dereg_mr(mr);
+		t2 = now_ns();
+		printf("{\"test\":\"implicit\",\"round\":%d,\"odp_reg_ns\":%lld,"
+		       "\"odp_dereg_ns\":%lld}\n", k, t1 - t0, t2 - t1);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+/* ---- cold first touch ---- */
+
+/* Register fresh memory (@odp or pinned) and RDMA WRITE @size into it. */
+static int cold_one(struct rdma_ctx *r, struct rdma_pair *p, struct ibv_mr *src,
+		    size_t size, int odp, long long *reg_ns, long long *total_ns,
+		    long long *warm_ns)
+{
+	unsigned char *dst = map_anon(size, 0);
+	struct ibv_mr *mr;
+	long long t0, t1, t2;
+	int st;
+
+	if (!dst)
+		return -1;
+	t0 = now_ns();
+	mr = reg(r, dst, size, odp);
+	t1 = now_ns();
+	if (!mr) {
+		munmap(dst, size);
+		return -1;
+	}
+	st = rw_sync(r, p, IBV_WR_RDMA_WRITE, src->addr, src->lkey,
+		     (uintptr_t)dst, mr->rkey, size);
+	t2 = now_ns();
+	*reg_ns = t1 - t0;
+	*total_ns = t2 - t0;
+	if (!st && warm_ns) {
+		t0 = now_ns();
+		st = rw_sync(r, p, IBV_WR_RDMA_WRITE, src->addr, src->lkey,
+			     (uintptr_t)dst, mr->rkey, size);
+		*warm_ns = now_ns() - t0;
+	}
+	if (!st && (dst[0] != 0x5a || dst[size / 2] != 0x5a || dst[size - 1] != 0x5a))
+		st = -2;
+	ibv_dereg_mr(mr);
+	munmap(dst, size);
+	return st;
+}
+
+static int bench_cold(struct rdma_ctx *r, int argc, char **argv)
+{
+	size_t size = argc > 0 ? parse_size(argv[0]) : 256UL << 20;
+	struct rdma_pair p;
+	struct ibv_mr *src;
+	void *sbuf = map_blocks(size);
+	int k, st;
+
+	if (!sbuf || rdma_pair_create(r, &p)) {
+		report_error("cold", "setup");
+		return 1;
+	}
+	memset(sbuf, 0x5a, size);
+	src = reg(r, sbuf, size, 0);
+	if (!src) {
+		report_error("cold", "source ibv_reg_mr");
+		return 1;
+	}
+	for (k = 0; k < rounds; k++) {
+		long long oreg, ocold, owarm, preg, ptotal;
+
+		st = cold_one(r, &p, src, size, 1, &oreg, &ocold, &owarm);
+		if (st) {
+			errno = 0;
+			report_error("cold", st == -2 ? "ODP data check" : "ODP write");
+			return 1;
+		}
+		st = cold_one(r, &p, src, size, 0, &preg, &ptotal, NULL);
+		if (st) {
+			errno = 0;
+			report_error("cold", st == -2 ? "pinned data check" : "pinned write");
+			return 1;
+		}
+		printf("{\"test\":\"cold\",\"size\":%zu,\"round\":%d,"
+		       "\"odp_cold_ns\":%lld,\"odp_reg_ns\":%lld,\"odp_warm_ns\":%lld,"
+		       "\"pinned_ns\":%lld,\"pinned_reg_ns\":%lld}\n",
+		       size, k, ocold, oreg, owarm, ptotal, preg);
+		fflush(stdout);
+	}
+	ibv_dereg_mr(src);
+	rdma_pair_destroy(&p);
+	munmap(sbuf, size);
+	return 0;
+}
+
+/* ---- one cold fault ---- */
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The @q quantile (0..1) of @n values, sorted in place (nearest rank). */
+static long long quantile(long long *v, int n, double q)
+{
+	int i;
+
+	qsort(v, n, sizeof(*v), cmp_ll);
+	i = (int)(q * n + 0.999999) - 1;
+	if (i < 0)
+		i = 0;
+	if (i >= n)
+		i = n - 1;
+	return v[i];
+}
+
+static int bench_fault(struct rdma_ctx *r, int argc, char **argv)
+{
+	int blocks = argc > 0 ? atoi(argv[0]) : 128;
+	size_t size = blocks * BLOCK, npages = blocks * 4;
+	long long *cold = calloc(blocks, sizeof(*cold));
+	long long *warm = calloc(blocks, sizeof(*warm));
+	long long *minor = calloc(npages, sizeof(*minor));
+	long long *clk = calloc(npages, sizeof(*clk));
+	struct rdma_pair p;
+	struct ibv_mr *lmr;
+	void *local = map_blocks(PAGE);
+	int i, k, st;
+
+	if (!cold || !warm || !minor || !clk || !local || rdma_pair_create(r, &p)) {
+		report_error("fault", "setup");
+		return 1;
+	}
+	lmr = reg(r, local, PAGE, 0);
+	if (!lmr) {
+		report_error("fault", "local ibv_reg_mr");
+		return 1;
+	}
+	for (k = 0; k < rounds; k++) {
+		char *buf = map_blocks(size), *page;
+		struct ibv_mr *mr;
+		long long t0, t1, t2;
+
+		if (!buf) {
+			report_error("fault", "mmap");
+			return 1;
+		}
+		mr = reg(r, buf, size, 1);
+		if (!mr) {
+			report_error("fault", "ODP ibv_reg_mr");
+			return 1;
+		}
+		/* One page in every block: a block is mirrored all at once. */
+		for (i = 0; i < blocks; i++) {
+			page = buf + i * BLOCK + (rand() % (BLOCK / PAGE)) * PAGE;
+			t0 = now_ns();
+			st = rw_sync(r, &p, IBV_WR_RDMA_READ, local, lmr->lkey,
+				     (uintptr_t)page, mr->rkey, PAGE);
+			t1 = now_ns();
+			st |= rw_sync(r, &p, IBV_WR_RDMA_READ, local, lmr->lkey,
+				      (uintptr_t)page, mr->rkey, PAGE);
+			t2 = now_ns();
+			if (st) {
+				errno = 0;
+				report_error("fault", "RDMA READ");
+				return 1;
+			}
+			cold[i] = t1 - t0;
+			warm[i] = t2 - t1;
+		}
+		ibv_dereg_mr(mr);
+		munmap(buf, size);
+
+		/* CPU minor faults: first write to fresh anonymous pages. */
+		buf = map_anon(npages * PAGE, 0);
+		if (!buf) {
+			report_error("fault", "mmap");
+			return 1;
+		}
+		for (i = 0; i < (int)npages; i++) {
+			t0 = now_ns();
+			buf[i * PAGE] = 1;
+			t1 = now_ns();
+			minor[i] = t1 - t0;
+			t2 = now_ns();
+			clk[i] = t2 - t1;
+		}
+		munmap(buf, npages * PAGE);
+
+		printf("{\"test\":\"fault\",\"round\":%d,\"samples\":%d,"
+		       "\"cold_median_ns\":%lld,\"cold_p99_ns\":%lld,"
+		       "\"warm_median_ns\":%lld,\"warm_p99_ns\":%lld,",
+		       k, blocks, quantile(cold, blocks, 0.5), quantile(cold, blocks, 0.99),
+		       quantile(warm, blocks, 0.5), quantile(warm, blocks, 0.99));
+		printf("\"minor_samples\":%zu,\"minor_median_ns\":%lld,\"minor_p99_ns\":%lld,"
+		       "\"clock_median_ns\":%lld}\n", npages,
+		       quantile(minor, npages, 0.5), quantile(minor, npages, 0.99),
+		       quantile(clk, npages, 0.5));
+		fflush(stdout);
+	}
+	ibv_dereg_mr(lmr);
+	rdma_pair_destroy(&p);
+	return 0;
+}
+
+/* ---- invalidation ---- */
+
+static int inval_one(struct rdma_ctx *r, struct rdma_pair *p, struct ibv_mr *lmr,
+		     size_t size, int with_mr, long long *dontneed_ns,
+		     long long *munmap_ns, char *stat, size_t statlen)
+{
+	char *buf = map_blocks(size);
+	struct ibv_mr *mr = NULL;
+	long long t0;
+
+	if (!buf)
+		return -1;
+	if (with_mr) {
+		mr = reg(r, buf, size, 1);
+		if (!mr || fault_blocks(r, p, mr, buf, size, lmr->addr, lmr->lkey))
+			return -1;
+		if (stat)
+			mrstat(mr->rkey, stat, statlen);
+	}
+	t0 = now_ns();
+	if (madvise(buf, size, MADV_DONTNEED))
+		return -1;
+	*dontneed_ns = now_ns() - t0;
+
+	if (madvise(buf, size, MADV_POPULATE_WRITE))
+		return -1;
+	if (mr && fault_blocks(r, p, mr, buf, size, lmr->addr, lmr->lkey))
+		return -1;
+	t0 = now_ns();
+	if (munmap(buf, size))
+		return -1;
+	*munmap_ns = now_ns() - t0;
+	if (mr)
+		ibv_dereg_mr(mr);
+	return 0;
+}
+
+static int bench_inval(struct rdma_ctx *r, int argc, char **argv)
+{
+	size_t size = argc > 0 ? parse_size(argv[0]) : 1UL << 30;
+	struct rdma_pair p;
+	struct ibv_mr *lmr;
+	void *local = map_blocks(PAGE);
+	char stat[1024];
+	int k;
+
+	if (!local || rdma_pair_create(r, &p) || !(lmr = reg(r, local, PAGE, 0))) {
+		report_error("inval", "setup");
+		return 1;
+	}
+	for (k = 0; k < rounds; k++) {
+		long long mr_dn, mr_un, no_dn, no_un;
+
+		if (inval_one(r, &p, lmr, size, 1, &mr_dn, &mr_un,
+			      k ? NULL : stat, sizeof(stat))) {
+			report_error("inval", "with an ODP MR");
+			return 1;
+		}
+		if (inval_one(r, &p, lmr, size, 0, &no_dn, &no_un, NULL, 0)) {
+			report_error("inval", "without an MR");
+			return 1;
+		}
+		printf("{\"test\":\"inval\",\"size\":%zu,\"round\":%d,"
+		       "\"odp_dontneed_ns\":%lld,\"odp_munmap_ns\":%lld,"
+		       "\"nomr_dontneed_ns\":%lld,\"nomr_munmap_ns\":%lld,"
+		       "\"mirror\":%s}\n", size, k, mr_dn, mr_un, no_dn, no_un,
+		       k ? "null" : stat);
+		fflush(stdout);
+	}
+	ibv_dereg_mr(lmr);
+	rdma_pair_destroy(&p);
+	return 0;
+}
+
+/* ---- metadata ---- */
+
+static int bench_meta(struct rdma_ctx *r, int argc, char **argv)
+{
+	size_t size = argc > 0 ? parse_size(argv[0]) : 64UL << 20;
+	size_t span = argc > 1 ? parse_size(argv[1]) : 64UL << 30;
+	double pct = argc > 2 ? atof(argv[2]) : 1.0;
+	size_t npages = span / PAGE, ntouch = npages * pct / 100, i, n;
+	unsigned char *seen = calloc(npages / 8 + 1, 1);
+	char stat[1024];
+	struct rdma_pair p;
+	struct ibv_mr *lmr, *mr;
+	void *local = map_blocks(PAGE);
+	char *buf;
+	long long t0;
+	int inflight = 0, st;
+
+	if (!seen || !local || rdma_pair_create(r, &p) || !(lmr = reg(r, local, PAGE, 0))) {
+		report_error("meta", "setup");
+		return 1;
+	}
+
+	/* Explicit MR, fully faulted. */
+	buf = map_blocks(size);
+	if (!buf || !(mr = reg(r, buf, size, 1)) ||
+	    fault_blocks(r, &p, mr, buf, size, lmr->addr, lmr->lkey)) {
+		report_error("meta", "explicit MR");
+		return 1;
+	}
+	mrstat(mr->rkey, stat, sizeof(stat));
+	printf("{\"test\":\"meta\",\"kind\":\"explicit\",\"size\":%zu,"
+	       "\"pages\":%zu,\"touched_pages\":%zu,\"mirror\":%s}\n",
+	       size, size / PAGE, size / PAGE, stat);
+	fflush(stdout);
+	ibv_dereg_mr(mr);
+	munmap(buf, size);
+	/* Without the attributes the implicit run would measure nothing. */
+	if (!strstr(stat, "\"odp_mirror_bytes\":")) {
+		printf("{\"test\":\"meta\",\"kind\":\"implicit\",\"size\":%zu,"
+		       "\"pages\":%zu,\"touched_pages\":0,\"skipped\":"
+		       "\"no mirror statistics\",\"mirror\":%s}\n",
+		       span, npages, stat);
+		return 0;
+	}
+
+	/*
+	 * Implicit MR, PCT % of the pages of SPAN read at random.  Reads, so
+	 * that never-written anonymous memory maps the zero page and SPAN
+	 * needs no RAM behind it.
+	 */
+	buf = map_anon(span, MAP_NORESERVE);
+	mr = ibv_reg_mr(r->pd, NULL, SIZE_MAX, ACCESS | IBV_ACCESS_ON_DEMAND);
+	if (!buf || !mr) {
+		report_error("meta", "implicit MR");
+		return 1;
+	}
+	t0 = now_ns();
+	for (n = 0; n < ntouch;) {
+		i = ((size_t)rand() << 31 ^ rand()) % npages;
+		if (seen[i / 8] & (1 << (i % 8)))
+			continue;
+		seen[i / 8] |= 1 << (i % 8);
+		n++;
+		if (rdma_post_rw(&p, IBV_WR_RDMA_READ, local, lmr->lkey,
+				 (uintptr_t)buf + i * PAGE, mr->rkey, 8)) {
+			report_error("meta", "post RDMA READ");
+			return 1;
+		}
+		if (++inflight == BATCH || n == ntouch) {
+			st = rdma_complete(r, inflight);
+			if (st) {
+				errno = 0;
+				report_error("meta", "RDMA READ through the implicit MR");
+				return 1;
+			}
+			inflight = 0;
+		}
+	}
+	mrstat(mr->rkey, stat, sizeof(stat));
+	printf("{\"test\":\"meta\",\"kind\":\"implicit\",\"size\":%zu,"
+	       "\"pages\":%zu,\"touched_pages\":%zu,\"touch_ns\":%lld,\"mirror\":%s}\n",
+	       span, npages, ntouch, now_ns() - t0, stat);
+	fflush(stdout);
+	ibv_dereg_mr(mr);
+	munmap(buf, span);
+	ibv_dereg_mr(lmr);
+	rdma_pair_destroy(&p);
+	free(seen);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dev = "rxe0", *test;
+	struct rdma_ctx r;
+	int gid = 1, opt, ret;
+
+	while ((opt = getopt(argc, argv, "+d:g:r:")) != -1) {
+		switch (opt) {
+		case 'd': dev = optarg; break;
+		case 'g': gid = atoi(optarg); break;
+		case 'r': rounds = atoi(optarg); break;
+		default: goto usage;
+		}
+	}
+	if (optind >= argc)
+		goto usage;
+	test = argv[optind++];
+	srand(4321);
+	if (rdma_open(&r, dev, gid)) {
+		fprintf(stderr, "odp_bench: cannot open %s\n", dev);
+		return 1;
+	}
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(test, "reg"))
+		ret = bench_reg(&r, argc, argv);
+	else if (!strcmp(test, "implicit"))
+		ret = bench_implicit(&r);
+	else if (!strcmp(test, "cold"))
+		ret = bench_cold(&r, argc, argv);
+	else if (!strcmp(test, "fault"))
+		ret = bench_fault(&r, argc, argv);
+	else if (!strcmp(test, "inval"))
+		ret = bench_inval(&r, argc, argv);
+	else if (!strcmp(test, "meta"))
+		ret = bench_meta(&r, argc, argv);
+	else
+		goto usage;
+	rdma_close(&r);
+	return ret;
+usage:
+	fprintf(stderr, "usage: odp_bench [-d DEV] [-g GID] [-r ROUNDS] "
+		"reg SIZE... | implicit | cold SIZE | fault BLOCKS | inval SIZE | "
+		"meta SIZE SPAN PCT\n");
+	return 2;
+}
