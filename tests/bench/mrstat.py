@@ -31,8 +31,10 @@ def find_attrs(obj, found):
     """Collect ATTRS anywhere in obj (top level or in a driver sub-object)."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k in ATTRS and isinstance(v, (int, str)):
-                found.setdefault(k, int(v))
+            # iproute2 prefixes driver attributes with "drv_"
+            name = k[4:] if k.startswith("drv_") else k
+            if name in ATTRS and isinstance(v, (int, str)):
+                found.setdefault(name, int(v))
             else:
                 find_attrs(v, found)
     elif isinstance(obj, list):
