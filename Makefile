@@ -2,13 +2,14 @@
 #   make run      build, boot, ib_write_bw pinned vs --odp over rxe0 (the main job)
 #   make check    every test (KUnit, integration, pyverbs test_odp, hmm-tests)
 #   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
+#   make stress   the long reliability runs (odp_stress 10 min, bad input, fault injection, swap)
 #   make patches  the kernel change as a format-patch series + checkpatch
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
 export DEBUG
 
-.PHONY: all deps kernel run check patches clean
+.PHONY: all deps kernel run check stress patches clean
 
 all: kernel
 
@@ -23,6 +24,9 @@ run: kernel
 
 check: deps
 	@tests/check $(SUITES)
+
+stress: deps
+	@tests/stress
 
 patches: deps
 	@bin/make-patches
