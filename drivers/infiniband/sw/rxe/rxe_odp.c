@@ -50,6 +50,9 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT) {
+		/* a slot reserved by a fault (rxe_odp_reserve()): no page */
+		if (xa_is_zero(entry))
+			continue;
 		xas_store(&xas, NULL);
 		zapped = true;
 		if (need_resched()) {
@@ -81,13 +84,63 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	struct rxe_mr *mr = priv;
 	void *old;
 
+	/*
+	 * The umem is locked, and its invalidation runs in reclaim: no
+	 * allocation here may reclaim.  rxe_odp_fault() reserved the slots;
+	 * one lost to an invalidation since is -ENOMEM, and the fault retries.
+	 */
 	for (i = 0; i < n; i++) {
 		old = xa_store(&mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
-			       xa_tag_pointer(page + i, tag), GFP_KERNEL);
+			       xa_tag_pointer(page + i, tag),
+			       GFP_NOWAIT | __GFP_NOWARN);
 		if (xa_is_err(old))
 			return xa_err(old);
 	}
 	return 0;
+}
+
+/*
+ * Make room in the MTT for every page of [start, end), widened to whole ODP
+ * pages, before the umem is locked: filling it then needs no allocation.
+ */
+static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
+			   unsigned long end)
+{
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	unsigned long idx = ALIGN_DOWN(start, BIT(umem_odp->page_shift)) >>
+			    PAGE_SHIFT;
+	unsigned long last = ALIGN(end, BIT(umem_odp->page_shift)) >> PAGE_SHIFT;
+	int err;
+
+	for (; idx < last; idx++) {
+		err = xa_reserve(&mr->odp_mtt, idx, GFP_KERNEL);
+		if (err)
+			return err;
+		cond_resched();
+	}
+	return 0;
+}
+
+/* Fault [start, end) in and copy it into the MTT; retries a lost slot. */
+static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
+		       unsigned long end, u64 access)
+{
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	int err, tries = 3;
+
+	do {
+		err = rxe_odp_reserve(mr, start, end);
+		if (err)
+			return err;
+		err = ib_umem_odp_map_and_lock(umem_odp, start, end - start,
+					       access, true);
+		if (err < 0)
+			return err;
+		err = ib_umem_odp_walk(umem_odp, start, end, rxe_odp_fill_entry,
+				       mr);
+		ib_umem_odp_unlock(umem_odp);
+	} while (err == -ENOMEM && --tries);
+	return err;
 }
 
 /*
@@ -109,22 +162,16 @@ static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 	might_sleep();
 	start = max(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE), ib_umem_start(umem_odp));
 	end = min(ALIGN(va + length, RXE_ODP_FAULT_SIZE), ib_umem_end(umem_odp));
-	err = ib_umem_odp_map_and_lock(umem_odp, start, end - start, access, true);
+	err = rxe_odp_map(mr, start, end, access);
 	if (err < 0 && (start < ALIGN_DOWN(va, PAGE_SIZE) ||
 			end > PAGE_ALIGN(va + length))) {
 		start = ALIGN_DOWN(va, PAGE_SIZE);
 		end = PAGE_ALIGN(va + length);
-		err = ib_umem_odp_map_and_lock(umem_odp, start, end - start,
-					       access, true);
+		err = rxe_odp_map(mr, start, end, access);
 	}
-	if (err < 0) {
+	if (err < 0)
 		rxe_dbg_mr(mr, "fault at %#lx+%u failed, err = %d\n", va,
 			   length, err);
-		return err;
-	}
-
-	err = ib_umem_odp_walk(umem_odp, start, end, rxe_odp_fill_entry, mr);
-	ib_umem_odp_unlock(umem_odp);
 	return err;
 }
 
