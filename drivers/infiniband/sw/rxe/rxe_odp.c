@@ -32,6 +32,9 @@
 /* Faults are served in blocks of this size around the missing pages. */
 #define RXE_ODP_FAULT_SIZE	SZ_2M
 
+/* Faults that time out on racing invalidations (-EBUSY) are tried again. */
+#define RXE_ODP_BUSY_RETRIES	10
+
 /* xarray pointer tag of an MTT entry the device may write through */
 #define RXE_ODP_WRITABLE	1UL
 
@@ -157,7 +160,7 @@ static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	u64 access = ODP_READ_ALLOWED_BIT | (write ? ODP_WRITE_ALLOWED_BIT : 0);
 	unsigned long start, end;
-	int err;
+	int err, tries;
 
 	might_sleep();
 	start = max(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE), ib_umem_start(umem_odp));
@@ -167,6 +170,17 @@ static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 			end > PAGE_ALIGN(va + length))) {
 		start = ALIGN_DOWN(va, PAGE_SIZE);
 		end = PAGE_ALIGN(va + length);
+		err = rxe_odp_map(mr, start, end, access);
+	}
+	/*
+	 * -EBUSY: invalidations of the MR kept racing with the fault for a
+	 * whole time-out (reclaim of the MR's own pages under memory
+	 * pressure).  Transient, not a protection error: try again.
+	 */
+	for (tries = RXE_ODP_BUSY_RETRIES; err == -EBUSY && tries; tries--) {
+		if (fatal_signal_pending(current))
+			break;
+		cond_resched();
 		err = rxe_odp_map(mr, start, end, access);
 	}
 	if (err < 0)
