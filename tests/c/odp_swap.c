@@ -16,7 +16,8 @@
  * /proc/vmstat pswpout and pswpin must grow: pages went to swap and came
  * back while the MR was registered.  Prints TAP.
  *
- *   odp_swap [--mib N | --percent P (of MemAvailable, default 125)] [DEV]
+ *   odp_swap [--mib N | --percent P (of MemAvailable, default 125)] [--quick] [DEV]
+ *   (--quick leaves out step 4)
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 {
 	const char *dev = "rxe0";
 	unsigned long mib = 0, percent = 125, len, bad;
+	bool quick = false;
 	struct ibv_mr *mr, *imr, *small_mr;
 	unsigned char *region, *small;
 	long out0, in0, out1, in1, out2, in2, avail;
@@ -151,6 +153,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mib") && i + 1 < argc)
 			mib = strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--quick"))
+			quick = true;
 		else if (!strcmp(argv[i], "--percent") && i + 1 < argc)
 			percent = strtoul(argv[++i], NULL, 0);
 		else
@@ -211,9 +215,9 @@ int main(int argc, char **argv)
 	}
 	tap(!st, "RDMA WRITE of generation 2 into every byte of the region (responder, implicit MR): status %d", st);
 
-	/* 4: the responder reads every byte back */
+	/* 4: the responder reads every byte back (not with --quick) */
 	bad = 0;
-	for (unsigned long off = 0; off < len && !st; off += CHUNK) {
+	for (unsigned long off = 0; off < len && !st && !quick; off += CHUNK) {
 		memset(small, 0, CHUNK);
 		st = rdma_post_rw(&p, IBV_WR_RDMA_READ, small, small_mr->lkey,
 				  (uintptr_t)region + off, mr->rkey, CHUNK);
@@ -222,8 +226,11 @@ int main(int argc, char **argv)
 			bad += check(small, off, CHUNK, 2);
 		progress("responder reads", off, len);
 	}
-	tap(!st && !bad, "RDMA READ of every byte of the region (responder, explicit MR): status %d, %lu bad bytes",
-	    st, bad);
+	if (quick)
+		printf("ok %d RDMA READ of every byte of the region # SKIP --quick\n", ++tap_n);
+	else
+		tap(!st && !bad, "RDMA READ of every byte of the region (responder, explicit MR): status %d, %lu bad bytes",
+		    st, bad);
 	bad = check(region, 0, len, 2);
 	tap(!bad, "CPU sees generation 2 in every byte: %lu bad bytes", bad);
 
