@@ -2,6 +2,7 @@
 #   make run      build, boot, ib_write_bw pinned vs --odp over rxe0 (the main job)
 #   make check    every test (KUnit, integration, pyverbs test_odp, hmm-tests)
 #   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
+#   make stress   the long reliability runs (odp_stress 10 min, bad input, fault injection, swap)
 #   make patches  the kernel change as a format-patch series + checkpatch
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
 #   make bench    ODP against pinned: benchmark figures from one VM boot
@@ -10,7 +11,7 @@ DEBUG ?= 0
 SUITES ?=
 export DEBUG
 
-.PHONY: all deps kernel run check patches bench bench-edu clean
+.PHONY: all deps kernel run check stress patches bench bench-edu clean
 
 all: kernel
 
@@ -29,6 +30,9 @@ check: deps
 # The edu figure: mirror batched DMA mapping vs per-page dma_map_page (VT-d)
 bench-edu: kernel
 	@tests/bench/edu-bench
+
+stress: deps
+	@tests/stress
 
 patches: deps
 	@bin/make-patches

@@ -2,7 +2,11 @@
 DEV=${DEV:-rxe0}
 GID_INDEX=${GID_INDEX:-1}	# RoCEv2 GID of 10.0.2.15
 SERVER=10.0.2.15
-# Test programs built by tests/build-tests.
+# Test programs built by tests/build-tests, in the BUILD_DIR of the kernel
+# that vm-run booted ($VM_KERNEL_OBJ is BUILD_DIR/obj or BUILD_DIR/obj-debug).
+if [ -z "${TESTS_BIN:-}" ] && [ -n "${VM_KERNEL_OBJ:-}" ]; then
+	TESTS_BIN=$(dirname "$VM_KERNEL_OBJ")/tests-bin
+fi
 TESTS_BIN=${TESTS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/tests-bin}
 
 # odp_supported: does the device report general ODP support?

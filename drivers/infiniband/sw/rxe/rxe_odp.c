@@ -56,6 +56,9 @@
  */
 #define RXE_ODP_PREFETCH_CHUNK	SZ_2M
 
+/* Faults that time out on racing invalidations (-EBUSY) are tried again. */
+#define RXE_ODP_BUSY_RETRIES	10
+
 /* Asynchronous prefetches (ibv_advise_mr() without the flush flag) */
 static struct workqueue_struct *rxe_odp_wq;
 
@@ -77,6 +80,9 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT) {
+		/* a slot reserved by a fault (rxe_odp_reserve()): no page */
+		if (xa_is_zero(entry))
+			continue;
 		xas_store(&xas, NULL);
 		zapped++;
 		if (need_resched()) {
@@ -115,13 +121,41 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	struct rxe_odp_fill *fill = priv;
 	void *old;
 
+	/*
+	 * The umem is locked, and its invalidation runs in reclaim: no
+	 * allocation here may reclaim.  rxe_odp_map() reserved the slots;
+	 * one lost to an invalidation since is -ENOMEM, and the map retries.
+	 */
 	for (i = 0; i < n; i++) {
 		old = xa_store(&fill->mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
-			       xa_tag_pointer(page + i, tag), GFP_KERNEL);
+			       xa_tag_pointer(page + i, tag),
+			       GFP_NOWAIT | __GFP_NOWARN);
 		if (xa_is_err(old))
 			return xa_err(old);
 	}
 	fill->npages++;
+	return 0;
+}
+
+/*
+ * Make room in the MTT for every page of [start, end), widened to whole ODP
+ * pages, before the umem is locked: filling it then needs no allocation.
+ */
+static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
+			   unsigned long end)
+{
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	unsigned long idx = ALIGN_DOWN(start, BIT(umem_odp->page_shift)) >>
+			    PAGE_SHIFT;
+	unsigned long last = ALIGN(end, BIT(umem_odp->page_shift)) >> PAGE_SHIFT;
+	int err;
+
+	for (; idx < last; idx++) {
+		err = xa_reserve(&mr->odp_mtt, idx, GFP_KERNEL);
+		if (err)
+			return err;
+		cond_resched();
+	}
 	return 0;
 }
 
@@ -136,16 +170,22 @@ static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
 {
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	struct rxe_odp_fill fill = { .mr = mr };
-	int err;
+	int err, tries = 3;
 
 	*npages = 0;
-	err = ib_umem_odp_map_and_lock(umem_odp, start, end - start, access,
-				       fault);
-	if (err < 0)
-		return err;
-
-	err = ib_umem_odp_walk(umem_odp, start, end, rxe_odp_fill_entry, &fill);
-	ib_umem_odp_unlock(umem_odp);
+	do {
+		err = rxe_odp_reserve(mr, start, end);
+		if (err)
+			return err;
+		fill.npages = 0;
+		err = ib_umem_odp_map_and_lock(umem_odp, start, end - start,
+					       access, fault);
+		if (err < 0)
+			return err;
+		err = ib_umem_odp_walk(umem_odp, start, end,
+				       rxe_odp_fill_entry, &fill);
+		ib_umem_odp_unlock(umem_odp);
+	} while (err == -ENOMEM && --tries);
 	*npages = fill.npages;
 	return err;
 }
@@ -164,7 +204,7 @@ static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	u64 access = ODP_READ_ALLOWED_BIT | (write ? ODP_WRITE_ALLOWED_BIT : 0);
 	unsigned long start, end, npages;
-	int err;
+	int err, tries;
 
 	might_sleep();
 	start = max(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE), ib_umem_start(umem_odp));
@@ -174,6 +214,17 @@ static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 			end > PAGE_ALIGN(va + length))) {
 		start = ALIGN_DOWN(va, PAGE_SIZE);
 		end = PAGE_ALIGN(va + length);
+		err = rxe_odp_map(mr, start, end, access, true, &npages);
+	}
+	/*
+	 * -EBUSY: invalidations of the MR kept racing with the fault for a
+	 * whole time-out (reclaim of the MR's own pages under memory
+	 * pressure).  Transient, not a protection error: try again.
+	 */
+	for (tries = RXE_ODP_BUSY_RETRIES; err == -EBUSY && tries; tries--) {
+		if (fatal_signal_pending(current))
+			break;
+		cond_resched();
 		err = rxe_odp_map(mr, start, end, access, true, &npages);
 	}
 	trace_rxe_odp_fault(mr->elem.index, mr->lkey, va, length, write, err);
