@@ -230,8 +230,8 @@ static void advise_rows(void)
 		  "lkey lookup fails" },
 		{ "unknown advice 7", 0, 0, PAGE, 7, FL, EOPNOTSUPP,
 		  "advice is not PREFETCH, PREFETCH_WRITE or PREFETCH_NO_FAULT" },
-		{ "unknown flag 1<<5", 0, 0, PAGE, PF, 1 << 5, EOPNOTSUPP,
-		  "ib_uverbs ADVISE_MR: flags must be a subset of the known ones" },
+		{ "unknown flag 1<<5", 0, 0, PAGE, PF, 1 << 5, EINVAL,
+		  "uverbs_get_flags32(): flags must be a subset of the known ones" },
 	};
 	int acc = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
 	struct ibv_mr *odp = ibv_reg_mr(r.pd, buf, 16 * PAGE, ODP);
@@ -260,11 +260,6 @@ static void advise_rows(void)
 		int got = advise(mr, lkey, c->off, c->len, c->advice, c->flags);
 		int want = have_prefetch ? c->want_prefetch : EOPNOTSUPP;
 
-		/*
-		 * The uverbs layer itself rejects unknown flags before the
-		 * driver; accept its EOPNOTSUPP or EINVAL for that row only
-		 * once prefetch lands, if the driver's answer differs.
-		 */
 		tap(got == want, "advise_mr %s: %s (want %s: %s%s)", c->name,
 		    err_name(got), err_name(want),
 		    have_prefetch ? c->why : "PREFETCH-PENDING, no ->advise_mr; with prefetch: ",
