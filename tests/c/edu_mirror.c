@@ -13,6 +13,7 @@
  *                                   RUNS interleaved runs (default 9, 512)
  */
 #define _GNU_SOURCE
+#include "tap.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -34,22 +35,6 @@
 /* Longest transfer: QEMU 7.2's edu never lets one reach the buffer's last byte */
 #define XFER EDU_MIRROR_DEV_XFER_END
 #define HALF (PAGE / 2)
-
-static int tap_n, tap_failed;
-
-static void tap(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!ok)
-		tap_failed++;
-}
 
 static void diag(const char *fmt, ...)
 {
@@ -506,8 +491,7 @@ static int cmd_test(void)
 	ret = open_and_init(arena, arena_len, &mode);
 	tap(ret == 0, "open /dev/hmm_mirror_edu and mirror 4 MiB (%d)", ret);
 	if (ret) {
-		printf("1..%d\n", tap_n);
-		return 1;
+		return tap_done();
 	}
 	tap(mode == EDU_MIRROR_DMA_IOVA,
 	    "the mirror maps through IOVA ranges of the IOMMU (dma mode %u)", mode);
@@ -522,8 +506,7 @@ static int cmd_test(void)
 	t_dontneed();
 	t_inval_waits();
 	t_counts();
-	printf("1..%d\n", tap_n);
-	return tap_failed ? 1 : 0;
+	return tap_done();
 }
 
 /* ---- benchmark --------------------------------------------------------- */

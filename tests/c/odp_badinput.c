@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,23 +45,6 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 
 static const char *dev_name = "rxe0";
 static struct rdma_ctx r;
-static int tap_n, failed;
-
-static void tap(bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void tap(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	failed += !ok;
-}
-
 static const char *err_name(int e)
 {
 	static char buf[32];
@@ -176,8 +160,7 @@ static void registration(void)
 		reg_row(&hc, huge);
 		reg_row(&hc2, huge);
 	} else {
-		printf("ok %d # SKIP ODP + HUGETLB on hugetlb pages: no huge page available\n",
-		       ++tap_n);
+		tap_skip("ODP + HUGETLB on hugetlb pages: no huge page available");
 	}
 }
 
@@ -647,6 +630,5 @@ int main(int argc, char **argv)
 	rdma_close(&r);
 	if (link_delete && !strcmp(dev_name, "rxe0"))
 		link_delete_during_traffic();
-	printf("1..%d\n", tap_n);
-	return failed ? 1 : 0;
+	return tap_done();
 }

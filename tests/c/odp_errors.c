@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "tap.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,23 +19,6 @@
 #define PAGE	4096UL
 #define NPAGES	16
 #define LEN	(NPAGES * PAGE)
-
-static int tap_n, failed;
-
-static void tap(int ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void tap(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	failed += !ok;
-}
 
 enum hole { HOLE_UNMAPPED, HOLE_READONLY };
 enum side { LOCAL, REMOTE };
@@ -206,6 +190,5 @@ int main(int argc, char **argv)
 		 IBV_WC_LOC_PROT_ERR);
 	still_works(&r);
 	rdma_close(&r);
-	printf("1..%d\n", tap_n);
-	return failed ? 1 : 0;
+	return tap_done();
 }

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,23 +35,6 @@
 		 IBV_ACCESS_REMOTE_READ | IBV_ACCESS_ON_DEMAND)
 #define LEN	(4UL << 20)
 #define DBG	"/sys/kernel/debug"
-
-static int tap_n, failed;
-
-static void tap(bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void tap(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	failed += !ok;
-}
 
 static int put(const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -292,6 +276,5 @@ int main(int argc, char **argv)
 			ibv_dereg_mr(b.mr);
 	}
 	rdma_close(&r);
-	printf("1..%d\n", tap_n);
-	return failed ? 1 : 0;
+	return tap_done();
 }

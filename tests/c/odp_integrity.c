@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "tap.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -39,22 +40,6 @@ struct mem {
 	unsigned char *buf[2];	/* [0] requester side, [1] responder side */
 	struct ibv_mr *mr[2];
 };
-
-static int tap_n;
-
-static void tap(int ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void tap(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static int map_mem(struct mem *m, int file)
 {
@@ -265,6 +250,5 @@ int main(int argc, char **argv)
 		}
 	}
 	rdma_close(&r);
-	printf("1..%d\n", tap_n);
-	return failed ? 1 : 0;
+	return tap_done() | (failed != 0);
 }

@@ -99,6 +99,16 @@ struct page_meta {
 static struct page_meta meta[NPAGES];
 static pthread_mutex_t chunk_lock[REGION_CHUNKS];
 
+/*
+ * Held while a change leaves a hole in the region (munmap before the new
+ * mmap, mremap out before the mremap back) and around every mmap(NULL) of
+ * the other threads: creating a QP maps its queues, and the kernel may put
+ * such a mapping into the hole, where the change's MAP_FIXED would then
+ * replace it (and the next post on that QP writes to anonymous memory or
+ * faults).  Order: chunk_lock, then layout_lock.
+ */
+static pthread_mutex_t layout_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Operation sequence numbers, for the graveyard. */
 static _Atomic unsigned long op_seq = 1;
 static _Atomic unsigned long inflight[MAX_WORKERS];
@@ -288,7 +298,12 @@ static bool worker_pair(struct worker *w)
 {
 	rdma_pair_destroy(&w->p);
 	for (int i = 0; i < 50; i++) {
-		if (!rdma_pair_create(&w->r, &w->p))
+		int ret;
+
+		pthread_mutex_lock(&layout_lock);
+		ret = rdma_pair_create(&w->r, &w->p);
+		pthread_mutex_unlock(&layout_lock);
+		if (!ret)
 			return true;
 		usleep(10000);
 	}
@@ -643,11 +658,13 @@ static void mutate(unsigned int *seed, struct grave *grave)
 	switch (kind) {
 	case M_REMAP:
 		gen_begin(first, n, true);
+		pthread_mutex_lock(&layout_lock);
 		ok = !munmap(a, n * PAGE);
 		gen_floor(first, n);
 		usleep(rnd(seed, 2000));
 		ok &= mmap(a, n * PAGE, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == a;
+		pthread_mutex_unlock(&layout_lock);
 		fill_current(a, first, n);
 		break;
 	case M_MMAP_FIXED:
@@ -670,9 +687,11 @@ static void mutate(unsigned int *seed, struct grave *grave)
 		ok &= !mprotect(a, n * PAGE, PROT_READ | PROT_WRITE);
 		break;
 	case M_MREMAP:
+		pthread_mutex_lock(&layout_lock);
 		tmp = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (tmp == MAP_FAILED) {
+			pthread_mutex_unlock(&layout_lock);
 			ok = false;
 			break;
 		}
@@ -699,6 +718,7 @@ static void mutate(unsigned int *seed, struct grave *grave)
 		gen_floor(first, n);
 		if (!ok)
 			munmap(tmp, n * PAGE);
+		pthread_mutex_unlock(&layout_lock);
 		break;
 	case M_FORK: {
 		pid_t pid = fork();
@@ -810,6 +830,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bad --workers/--mutators\n");
 		return 2;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* lines survive a crash */
 	printf("odp_stress: %ld s, %d workers, %d mutators, seed %u, region %lu MiB\n",
 	       seconds, nworkers, nmutators, seed, REGION >> 20);
 	srand(seed);

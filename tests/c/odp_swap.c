@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -35,23 +36,6 @@
 		 IBV_ACCESS_REMOTE_READ | IBV_ACCESS_ON_DEMAND)
 #define PAGE	4096UL
 #define CHUNK	(1UL << 20)
-
-static int tap_n, failed;
-
-static void tap(bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void tap(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	failed += !ok;
-}
 
 static uint64_t word(unsigned int gen, unsigned long page, unsigned int w)
 {
@@ -251,7 +235,7 @@ int main(int argc, char **argv)
 		progress("responder reads", off, len);
 	}
 	if (quick)
-		printf("ok %d RDMA READ of every byte of the region # SKIP --quick\n", ++tap_n);
+		tap_skip("RDMA READ of every byte of the region: --quick");
 	else
 		tap(!st && !bad, "RDMA READ of every byte of the region (responder, explicit MR): status %d, %lu bad bytes",
 		    st, bad);
@@ -276,6 +260,5 @@ out:
 		ibv_dereg_mr(small_mr);
 	rdma_pair_destroy(&p);
 	rdma_close(&r);
-	printf("1..%d\n", tap_n);
-	return failed ? 1 : 0;
+	return tap_done();
 }
