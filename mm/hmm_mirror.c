@@ -24,6 +24,12 @@
 
 #define HMM_MIRROR_LEAF_MASK	(HMM_MIRROR_LEAF_ENTRIES - 1)
 #define HMM_MIRROR_LEAF_BYTES	(HMM_MIRROR_LEAF_ENTRIES * sizeof(u64))
+/*
+ * Empty leaves an IOVA mirror keeps for its next faults instead of freeing
+ * them: reserving a leaf's IOVA range (larger than what the IOVA caches
+ * hold) is the dearest part of creating a leaf.
+ */
+#define HMM_MIRROR_SPARE_LEAVES	4
 /* xarray levels below index bit BITS_PER_LONG - 1 */
 #define HMM_MIRROR_XA_LEVELS	((BITS_PER_LONG - 1) / XA_CHUNK_SHIFT)
 
@@ -32,7 +38,8 @@
  * @entries: HMM_MIRROR_LEAF_ENTRIES entries
  * @iova: base of the leaf's IOVA range (HMM_MIRROR_DMA_IOVA only)
  * @nr_valid: number of valid entries
- * @next: link in a fault's pool of new leaves or in a list of leaves to free
+ * @next: link in a fault's pool of new leaves, in the mirror's spare leaves or
+ *	in a list of leaves to free
  */
 struct hmm_mirror_leaf {
 	u64 *entries;
@@ -65,6 +72,7 @@ struct hmm_mirror_batch {
 	struct hmm_mirror_run run;
 	dma_addr_t sync_start;
 	dma_addr_t sync_end;	/* sync_start == sync_end: nothing linked */
+	unsigned long maps;	/* DMA map operations, for stats.dma_maps */
 };
 
 static unsigned long hmm_mirror_pgsize(struct hmm_mirror *mirror)
@@ -157,6 +165,46 @@ static void hmm_mirror_leaf_free(struct hmm_mirror *mirror,
 				   hmm_mirror_leaf_span(mirror));
 	kfree(leaf->entries);
 	kfree(leaf);
+}
+
+/*
+ * Dispose of a leaf removed from the table, with the mirror locked: keep it
+ * as a spare, IOVA range included, or free it.  The leaf is empty (all its
+ * entries are zero) and nothing is mapped in its IOVA range any more: its
+ * entries were unlinked and the IOTLB flushed, or they were never linked.
+ * Reusing the range is then no different from reserving it again.
+ */
+static void hmm_mirror_leaf_put(struct hmm_mirror *mirror,
+				struct hmm_mirror_leaf *leaf)
+{
+	lockdep_assert_held(&mirror->lock);
+
+	if (mirror->dma_mode != HMM_MIRROR_DMA_IOVA ||
+	    mirror->nr_spare_leaves >= HMM_MIRROR_SPARE_LEAVES) {
+		hmm_mirror_leaf_free(mirror, leaf);
+		return;
+	}
+	VM_WARN_ON_ONCE(leaf->nr_valid ||
+			memchr_inv(leaf->entries, 0, HMM_MIRROR_LEAF_BYTES));
+	leaf->next = mirror->spare_leaves;
+	mirror->spare_leaves = leaf;
+	/* read without the lock by hmm_mirror_prepare() */
+	WRITE_ONCE(mirror->nr_spare_leaves, mirror->nr_spare_leaves + 1);
+}
+
+/* Take a spare leaf, with the mirror locked; NULL if there is none */
+static struct hmm_mirror_leaf *hmm_mirror_leaf_get_spare(struct hmm_mirror *mirror)
+{
+	struct hmm_mirror_leaf *leaf = mirror->spare_leaves;
+
+	lockdep_assert_held(&mirror->lock);
+
+	if (!leaf)
+		return NULL;
+	mirror->spare_leaves = leaf->next;
+	leaf->next = NULL;
+	WRITE_ONCE(mirror->nr_spare_leaves, mirror->nr_spare_leaves - 1);
+	return leaf;
 }
 
 /* Drop an entry that was made valid, with the mirror locked */
@@ -295,7 +343,7 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 	while (freelist) {
 		leaf = freelist;
 		freelist = leaf->next;
-		hmm_mirror_leaf_free(mirror, leaf);
+		hmm_mirror_leaf_put(mirror, leaf);
 	}
 	return cleared;
 }
@@ -387,6 +435,8 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 			      struct hmm_mirror_pool *pool)
 {
 	unsigned long pgsize = hmm_mirror_pgsize(mirror);
+	/* A racing fault may take them first: populate then says -EAGAIN. */
+	unsigned int spares = READ_ONCE(mirror->nr_spare_leaves);
 	unsigned long addr = range->start;
 
 	while (addr < range->end) {
@@ -413,6 +463,11 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 			return ret;
 		pool->reserved = true;
 
+		/* hmm_mirror_get_leaf() takes a spare before the pool */
+		if (spares) {
+			spares--;
+			continue;
+		}
 		leaf = hmm_mirror_leaf_alloc(mirror);
 		if (IS_ERR(leaf))
 			return PTR_ERR(leaf);
@@ -452,21 +507,31 @@ static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 						   struct hmm_mirror_pool *pool)
 {
 	struct hmm_mirror_leaf *leaf;
+	bool spare = true;
 
 	leaf = xa_load(&mirror->leaves, leaf_index);
 	if (leaf)
 		return leaf;
 
-	/* Raced with an invalidation that freed what we saw: start over. */
-	leaf = pool->head;
-	if (!leaf)
-		return ERR_PTR(-EAGAIN);
+	leaf = hmm_mirror_leaf_get_spare(mirror);
+	if (!leaf) {
+		/* Raced with an invalidation or a fault: start over. */
+		leaf = pool->head;
+		if (!leaf)
+			return ERR_PTR(-EAGAIN);
+		spare = false;
+	}
 	/* Does not allocate unless our reservation was dropped meanwhile */
 	if (xa_is_err(xa_store(&mirror->leaves, leaf_index, leaf,
-			       GFP_NOWAIT | __GFP_NOWARN)))
+			       GFP_NOWAIT | __GFP_NOWARN))) {
+		if (spare)
+			hmm_mirror_leaf_put(mirror, leaf);
 		return ERR_PTR(-EAGAIN);
-	pool->head = leaf->next;
-	leaf->next = NULL;
+	}
+	if (!spare) {
+		pool->head = leaf->next;
+		leaf->next = NULL;
+	}
 	mirror->nr_leaves++;
 	return leaf;
 }
@@ -497,12 +562,12 @@ static int hmm_mirror_link_run(struct hmm_mirror *mirror,
 			hmm_mirror_clear_entry(mirror, leaf, run->slot + i);
 		if (!leaf->nr_valid) {
 			hmm_mirror_leaf_remove(mirror, run->leaf_index, leaf);
-			hmm_mirror_leaf_free(mirror, leaf);
+			hmm_mirror_leaf_put(mirror, leaf);
 		}
 		run->nr = 0;
 		return ret;
 	}
-	atomic64_inc(&mirror->stats.dma_maps);
+	batch->maps++;
 
 	if (batch->sync_start == batch->sync_end) {
 		batch->sync_start = iova;
@@ -534,7 +599,7 @@ static void hmm_mirror_prune(struct hmm_mirror *mirror, unsigned long start,
 		if (leaf->nr_valid)
 			continue;
 		hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
-		hmm_mirror_leaf_free(mirror, leaf);
+		hmm_mirror_leaf_put(mirror, leaf);
 	}
 }
 
@@ -543,10 +608,9 @@ static int hmm_mirror_map_page(struct hmm_mirror *mirror,
 			       struct hmm_mirror_batch *batch,
 			       struct hmm_mirror_leaf *leaf,
 			       unsigned long leaf_index, unsigned int slot,
-			       struct page *page)
+			       phys_addr_t phys)
 {
 	struct hmm_mirror_run *run = &batch->run;
-	phys_addr_t phys = page_to_phys(page);
 	struct device *dev = mirror->dma_dev;
 	dma_addr_t dma;
 	int ret;
@@ -569,11 +633,11 @@ static int hmm_mirror_map_page(struct hmm_mirror *mirror,
 		run->nr = 1;
 		return 0;
 	case HMM_MIRROR_DMA_DIRECT:
-		dma = dma_map_page(dev, page, 0, hmm_mirror_pgsize(mirror),
-				   DMA_BIDIRECTIONAL);
+		dma = dma_map_page(dev, pfn_to_page(PHYS_PFN(phys)), 0,
+				   hmm_mirror_pgsize(mirror), DMA_BIDIRECTIONAL);
 		if (dma_mapping_error(dev, dma))
 			return -ENOMEM;
-		atomic64_inc(&mirror->stats.dma_maps);
+		batch->maps++;
 		/* Checked at init: the device does not bounce */
 		if (WARN_ON_ONCE(dma != phys_to_dma(dev, phys))) {
 			dma_unmap_page(dev, dma, hmm_mirror_pgsize(mirror),
@@ -615,26 +679,31 @@ static int hmm_mirror_finish_batch(struct hmm_mirror *mirror,
  * Fill the entries of @range from the hmm_range_fault() result, with the
  * mirror locked and the notifier sequence checked.  Entries made valid stay
  * valid (and mapped) even when an error stops the loop.
+ *
+ * This loop runs once per page of every fault, so it does as little as it
+ * can per page: the leaf is looked up once per leaf, not per entry, and the
+ * physical address is taken straight from the hmm pfn.
  */
 static int hmm_mirror_populate(struct hmm_mirror *mirror,
 			       struct hmm_range *range, unsigned int flags,
 			       struct hmm_mirror_pool *pool)
 {
 	unsigned long pgsize = hmm_mirror_pgsize(mirror);
+	unsigned long step = pgsize >> PAGE_SHIFT;
+	unsigned long npfns = (range->end - range->start) >> PAGE_SHIFT;
+	unsigned long index = hmm_mirror_index(mirror, range->start);
 	unsigned long nr_valid = mirror->nr_valid;
+	u64 write = flags & HMM_MIRROR_FAULT_WRITE ? HMM_MIRROR_ENTRY_WRITE : 0;
 	struct hmm_mirror_batch batch = {};
-	unsigned long addr;
+	struct hmm_mirror_leaf *leaf = NULL;
+	unsigned long leaf_index = 0, i;
 	int ret = 0, err;
 
-	for (addr = range->start; addr < range->end; addr += pgsize) {
-		unsigned long hpfn = range->hmm_pfns[(addr - range->start) >>
-						     PAGE_SHIFT];
-		unsigned long index = hmm_mirror_index(mirror, addr);
-		unsigned long leaf_index = index >> HMM_MIRROR_LEAF_SHIFT;
+	for (i = 0; i < npfns; i += step, index++) {
+		unsigned long hpfn = range->hmm_pfns[i];
 		unsigned int slot = index & HMM_MIRROR_LEAF_MASK;
-		struct hmm_mirror_leaf *leaf;
-		struct page *page;
-		u64 eflags;
+		phys_addr_t phys;
+		u64 eflags, *entry;
 
 		if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR)) {
 			if (flags & HMM_MIRROR_FAULT_SNAPSHOT)
@@ -645,44 +714,44 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 			break;
 		}
 
+		phys = PFN_PHYS(hpfn & ~HMM_PFN_FLAGS);
 		/* One entry covers a whole mirror page: it must be mapped so */
-		if (hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT < mirror->page_shift) {
-			ret = -EINVAL;
-			break;
-		}
-		page = hmm_pfn_to_page(hpfn);
-		if (!IS_ALIGNED(page_to_phys(page), pgsize)) {
+		if (step > 1 &&
+		    (hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT < mirror->page_shift ||
+		     !IS_ALIGNED(phys, pgsize))) {
 			ret = -EINVAL;
 			break;
 		}
 
 		eflags = HMM_MIRROR_ENTRY_VALID;
-		if ((flags & HMM_MIRROR_FAULT_WRITE) && (hpfn & HMM_PFN_WRITE))
-			eflags |= HMM_MIRROR_ENTRY_WRITE;
+		if (hpfn & HMM_PFN_WRITE)
+			eflags |= write;
 
-		leaf = hmm_mirror_get_leaf(mirror, leaf_index, pool);
-		if (IS_ERR(leaf)) {
-			ret = PTR_ERR(leaf);
-			break;
+		if (!leaf || index >> HMM_MIRROR_LEAF_SHIFT != leaf_index) {
+			leaf_index = index >> HMM_MIRROR_LEAF_SHIFT;
+			leaf = hmm_mirror_get_leaf(mirror, leaf_index, pool);
+			if (IS_ERR(leaf)) {
+				ret = PTR_ERR(leaf);
+				break;
+			}
 		}
 
-		if (hmm_mirror_entry_valid(leaf->entries[slot])) {
+		entry = &leaf->entries[slot];
+		if (hmm_mirror_entry_valid(*entry)) {
 			/*
 			 * No invalidation since the entry was made: the CPU
 			 * still maps the same page.  Only ever upgrade.
 			 */
-			VM_WARN_ON_ONCE(hmm_mirror_entry_phys(leaf->entries[slot]) !=
-					page_to_phys(page));
-			leaf->entries[slot] |= eflags;
+			VM_WARN_ON_ONCE(hmm_mirror_entry_phys(*entry) != phys);
+			*entry |= eflags;
 			continue;
 		}
 
 		ret = hmm_mirror_map_page(mirror, &batch, leaf, leaf_index,
-					  slot, page);
+					  slot, phys);
 		if (ret)
 			break;
-		leaf->entries[slot] = hmm_mirror_entry_make(page_to_phys(page),
-							    eflags);
+		*entry = hmm_mirror_entry_make(phys, eflags);
 		leaf->nr_valid++;
 		mirror->nr_valid++;
 	}
@@ -692,6 +761,7 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 		ret = err;
 	if (ret)
 		hmm_mirror_prune(mirror, range->start, range->end);
+	atomic64_add(batch.maps, &mirror->stats.dma_maps);
 	atomic64_add(mirror->nr_valid - nr_valid, &mirror->stats.pages_faulted);
 	return ret;
 }
@@ -957,9 +1027,13 @@ EXPORT_SYMBOL_GPL(hmm_mirror_init_whole);
  */
 void hmm_mirror_destroy(struct hmm_mirror *mirror)
 {
+	struct hmm_mirror_leaf *leaf;
+
 	/* Unmap while the CPU still maps the pages, i.e. before the removal */
 	mutex_lock(&mirror->lock);
 	hmm_mirror_unmap_locked(mirror, mirror->start, mirror->end);
+	while ((leaf = hmm_mirror_leaf_get_spare(mirror)))
+		hmm_mirror_leaf_free(mirror, leaf);
 	mutex_unlock(&mirror->lock);
 
 	mmu_interval_notifier_remove(&mirror->notifier);
@@ -1232,6 +1306,8 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 		if (!(max >> ((level - 1) * XA_CHUNK_SHIFT)))
 			nodes--;
 
+	/* spare leaves (IOVA mirrors only) are allocated memory too */
+	leaves += READ_ONCE(mirror->nr_spare_leaves);
 	bytes = sizeof(*mirror) + nodes * sizeof(struct xa_node);
 	bytes += leaves * (kmalloc_size_roundup(sizeof(struct hmm_mirror_leaf)) +
 			   kmalloc_size_roundup(HMM_MIRROR_LEAF_BYTES));

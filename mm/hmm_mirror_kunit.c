@@ -1012,6 +1012,90 @@ static void hmm_mirror_test_dma_iommu(struct kunit *test)
 }
 
 /*
+ * A leaf that empties keeps its IOVA range as a spare for later faults:
+ * nothing stays mapped in it, its memory is still counted, and the next
+ * fault that needs a leaf takes it instead of reserving a new range.
+ */
+static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
+{
+	unsigned long npages = HMM_MIRROR_LEAF_ENTRIES + 8, leaf1, i;
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct iommu_domain *domain;
+	dma_addr_t dma[2], d;
+	struct device *dev;
+	unsigned long addr;
+	size_t empty;
+	u64 e;
+
+	dev = bus_find_device(&pci_bus_type, NULL, NULL, find_iova_dev);
+	if (!dev)
+		kunit_skip(test, "no device translated by iommu-dma");
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, put_dev, dev));
+	domain = iommu_get_domain_for_dev(dev);
+	KUNIT_ASSERT_NOT_NULL(test, domain);
+
+	addr = test_mmap(test, npages * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
+						  npages * PAGE_SIZE,
+						  PAGE_SHIFT, dev));
+	KUNIT_ASSERT_EQ(test, m->dma_mode, HMM_MIRROR_DMA_IOVA);
+	empty = hmm_mirror_metadata_bytes(m);
+	leaf1 = addr + HMM_MIRROR_LEAF_ENTRIES * PAGE_SIZE;
+
+	/* 8 pages at the start of each of two leaves */
+	fault_ok(test, tm, addr, 8 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	fault_ok(test, tm, leaf1, 8 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 2);
+	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 0);
+	e = entry_of(tm, addr);
+	hmm_mirror_lock(m);
+	dma[0] = hmm_mirror_entry_dma(m, addr, e);
+	hmm_mirror_unlock(m);
+	e = entry_of(tm, leaf1);
+	hmm_mirror_lock(m);
+	dma[1] = hmm_mirror_entry_dma(m, leaf1, e);
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_NE(test, dma[0], dma[1]);
+
+	/* unmapping everything keeps both leaves as spares, nothing mapped */
+	hmm_mirror_lock(m);
+	hmm_mirror_unmap(m, addr, addr + npages * PAGE_SIZE);
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 2);
+	KUNIT_EXPECT_GT(test, hmm_mirror_metadata_bytes(m), empty);
+	for (i = 0; i < 8; i++) {
+		KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain,
+							 dma[0] + i * PAGE_SIZE), 0);
+		KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain,
+							 dma[1] + i * PAGE_SIZE), 0);
+	}
+
+	/* the next fault takes a spare: one of the two ranges, mapped right */
+	fault_ok(test, tm, leaf1 + PAGE_SIZE, 2 * PAGE_SIZE,
+		 HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 1);
+	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 1);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_syncs), 3);
+	e = entry_of(tm, leaf1 + PAGE_SIZE);
+	hmm_mirror_lock(m);
+	d = hmm_mirror_entry_dma(m, leaf1 + PAGE_SIZE, e) - PAGE_SIZE;
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_TRUE(test, d == dma[0] || d == dma[1]);
+	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d + PAGE_SIZE),
+			hmm_mirror_entry_phys(e));
+	/* the reused range holds only the new mappings */
+	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d), 0);
+	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d + 3 * PAGE_SIZE), 0);
+
+	/* destroy frees the spare and the leaf in use (it WARNs otherwise) */
+	test_mirror_destroy(tm);
+	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 0);
+}
+
+/*
  * Metadata per mirrored page.  The page table costs 8 bytes per entry,
  * plus per leaf (512 entries) its header and the xarray nodes indexing it.
  */
@@ -1144,6 +1228,7 @@ static struct kunit_case hmm_mirror_test_cases[] = {
 	KUNIT_CASE(hmm_mirror_test_huge_mismatch),
 	KUNIT_CASE(hmm_mirror_test_dma_direct),
 	KUNIT_CASE(hmm_mirror_test_dma_iommu),
+	KUNIT_CASE(hmm_mirror_test_dma_iommu_spare),
 	KUNIT_CASE(hmm_mirror_test_metadata_dense),
 	KUNIT_CASE(hmm_mirror_test_metadata_scattered),
 	KUNIT_CASE(hmm_mirror_test_mm_release),

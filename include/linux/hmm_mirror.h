@@ -22,6 +22,7 @@
 
 struct device;
 struct hmm_mirror;
+struct hmm_mirror_leaf;
 
 /*
  * A mirror entry is the physical address of the mirrored page (aligned to the
@@ -111,7 +112,9 @@ enum hmm_mirror_dma_mode {
  * @page_shift: log2 of the mirror page size (PAGE_SHIFT, or more for huge pages)
  * @leaves: sparse table: index -> struct hmm_mirror_leaf
  * @nr_valid: number of valid entries
- * @nr_leaves: number of allocated leaves
+ * @nr_leaves: number of leaves in @leaves
+ * @spare_leaves: empty leaves kept, with their IOVA ranges, for later faults
+ * @nr_spare_leaves: number of leaves in @spare_leaves
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
  * @precise_dirty: the driver reports device writes with
  *	hmm_mirror_set_dirty(), so only entries marked dirty are dirtied when
@@ -136,6 +139,8 @@ struct hmm_mirror {
 	struct xarray leaves;
 	unsigned long nr_valid;
 	unsigned long nr_leaves;
+	struct hmm_mirror_leaf *spare_leaves;
+	unsigned int nr_spare_leaves;
 	enum hmm_mirror_dma_mode dma_mode;
 	bool precise_dirty;
 	struct hmm_mirror_stats stats;
