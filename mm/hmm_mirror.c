@@ -110,6 +110,26 @@ static dma_addr_t hmm_mirror_leaf_iova(struct hmm_mirror *mirror,
 }
 
 /*
+ * The slots of leaf @leaf_index that hold entries [@first, @last] of the
+ * table: all of them, except in the leaves at either end of the range.
+ */
+static void hmm_mirror_leaf_slots(unsigned long leaf_index,
+				  unsigned long first, unsigned long last,
+				  unsigned int *slot, unsigned int *slot_end)
+{
+	*slot = leaf_index == first >> HMM_MIRROR_LEAF_SHIFT ?
+		first & HMM_MIRROR_LEAF_MASK : 0;
+	*slot_end = leaf_index == last >> HMM_MIRROR_LEAF_SHIFT ?
+		    last & HMM_MIRROR_LEAF_MASK : HMM_MIRROR_LEAF_MASK;
+}
+
+/* Each existing leaf that holds entries of [@first, @last] */
+#define hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf)	\
+	xa_for_each_range(&(mirror)->leaves, leaf_index, leaf,		\
+			  (first) >> HMM_MIRROR_LEAF_SHIFT,			\
+			  (last) >> HMM_MIRROR_LEAF_SHIFT)
+
+/*
  * Clip [*start, *end) to the mirror and widen it to whole mirror pages.
  * Return false if nothing is left.
  */
@@ -283,15 +303,10 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 	lockdep_assert_held(&mirror->lock);
 	iommu_iotlb_gather_init(&gather);
 
-	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
-			  first >> HMM_MIRROR_LEAF_SHIFT,
-			  last >> HMM_MIRROR_LEAF_SHIFT) {
-		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
+		unsigned int slot, slot_end;
 
-		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
-			slot = first & HMM_MIRROR_LEAF_MASK;
-		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
-			slot_end = last & HMM_MIRROR_LEAF_MASK;
+		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 
 		for (; slot <= slot_end && leaf->nr_valid; slot++) {
 			u64 entry = leaf->entries[slot];
@@ -357,15 +372,10 @@ static bool hmm_mirror_any_valid(struct hmm_mirror *mirror,
 	struct hmm_mirror_leaf *leaf;
 	unsigned long leaf_index;
 
-	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
-			  first >> HMM_MIRROR_LEAF_SHIFT,
-			  last >> HMM_MIRROR_LEAF_SHIFT) {
-		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
+		unsigned int slot, slot_end;
 
-		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
-			slot = first & HMM_MIRROR_LEAF_MASK;
-		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
-			slot_end = last & HMM_MIRROR_LEAF_MASK;
+		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 
 		if (!leaf->nr_valid)
 			continue;
@@ -593,9 +603,7 @@ static void hmm_mirror_prune(struct hmm_mirror *mirror, unsigned long start,
 	struct hmm_mirror_leaf *leaf;
 	unsigned long leaf_index;
 
-	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
-			  first >> HMM_MIRROR_LEAF_SHIFT,
-			  last >> HMM_MIRROR_LEAF_SHIFT) {
+	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
 		if (leaf->nr_valid)
 			continue;
 		hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
@@ -1188,15 +1196,10 @@ void hmm_mirror_set_dirty(struct hmm_mirror *mirror, unsigned long start,
 	first = hmm_mirror_index(mirror, start);
 	last = hmm_mirror_index(mirror, end - 1);
 
-	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
-			  first >> HMM_MIRROR_LEAF_SHIFT,
-			  last >> HMM_MIRROR_LEAF_SHIFT) {
-		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
+		unsigned int slot, slot_end;
 
-		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
-			slot = first & HMM_MIRROR_LEAF_MASK;
-		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
-			slot_end = last & HMM_MIRROR_LEAF_MASK;
+		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 
 		for (; slot <= slot_end; slot++)
 			if (hmm_mirror_entry_writable(leaf->entries[slot]))
@@ -1235,15 +1238,10 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 	first = hmm_mirror_index(mirror, start);
 	last = hmm_mirror_index(mirror, end - 1);
 
-	xa_for_each_range(&mirror->leaves, leaf_index, leaf,
-			  first >> HMM_MIRROR_LEAF_SHIFT,
-			  last >> HMM_MIRROR_LEAF_SHIFT) {
-		unsigned int slot = 0, slot_end = HMM_MIRROR_LEAF_MASK;
+	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
+		unsigned int slot, slot_end;
 
-		if (leaf_index == first >> HMM_MIRROR_LEAF_SHIFT)
-			slot = first & HMM_MIRROR_LEAF_MASK;
-		if (leaf_index == last >> HMM_MIRROR_LEAF_SHIFT)
-			slot_end = last & HMM_MIRROR_LEAF_MASK;
+		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 
 		for (; slot <= slot_end; slot++) {
 			u64 entry = leaf->entries[slot];
