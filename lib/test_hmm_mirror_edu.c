@@ -456,14 +456,18 @@ static int edu_ioctl_unmap(struct edu_file *ef, struct edu_mirror_cmd *cmd)
 	if (ret)
 		return ret;
 
+	/*
+	 * The counting lock comes first, as in the fault path, which holds it
+	 * across hmm_mirror_fault() and so takes the mirror lock under it.
+	 */
+	edu_count_begin(&cmd->unmap);
 	hmm_mirror_lock(&ef->mirror);
 	/* No transfer of ours runs with the lock held, see invalidate */
 	before = ef->mirror.nr_valid;
-	edu_count_begin(&cmd->unmap);
 	hmm_mirror_unmap(&ef->mirror, cmd->addr, cmd->addr + cmd->len);
-	edu_count_end(&cmd->unmap);
 	cmd->pages = before - ef->mirror.nr_valid;
 	hmm_mirror_unlock(&ef->mirror);
+	edu_count_end(&cmd->unmap);
 	return 0;
 }
 
