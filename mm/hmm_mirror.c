@@ -18,6 +18,7 @@
 #include <linux/hmm_mirror.h>
 #include <linux/iommu.h>
 #include <linux/jiffies.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -152,10 +153,11 @@ static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror)
 	struct hmm_mirror_leaf *leaf;
 	int ret;
 
-	leaf = kmalloc(sizeof(*leaf), GFP_KERNEL);
+	/* Charged to the mirrored mm's memory cgroup: see hmm_mirror_fault() */
+	leaf = kmalloc(sizeof(*leaf), GFP_KERNEL_ACCOUNT);
 	if (!leaf)
 		return ERR_PTR(-ENOMEM);
-	leaf->entries = kzalloc(HMM_MIRROR_LEAF_BYTES, GFP_KERNEL);
+	leaf->entries = kzalloc(HMM_MIRROR_LEAF_BYTES, GFP_KERNEL_ACCOUNT);
 	if (!leaf->entries) {
 		kfree(leaf);
 		return ERR_PTR(-ENOMEM);
@@ -468,7 +470,8 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 		if (!needed)
 			continue;
 
-		ret = xa_reserve(&mirror->leaves, leaf_index, GFP_KERNEL);
+		ret = xa_reserve(&mirror->leaves, leaf_index,
+				 GFP_KERNEL_ACCOUNT);
 		if (ret)
 			return ret;
 		pool->reserved = true;
@@ -811,6 +814,7 @@ int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
 {
 	struct hmm_range range = { .notifier = &mirror->notifier };
 	struct mm_struct *mm = mirror->notifier.mm;
+	struct mem_cgroup *memcg, *old_memcg;
 	struct hmm_mirror_pool pool = {};
 	unsigned long end, timeout;
 	bool locked = false;
@@ -833,11 +837,20 @@ int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
 		if (flags & HMM_MIRROR_FAULT_WRITE)
 			range.default_flags |= HMM_PFN_REQ_WRITE;
 	}
+	/*
+	 * What the mirror allocates for the mm is charged to the mm's memory
+	 * cgroup, whichever task faults for the device (often a kernel
+	 * worker): a process cannot make the kernel hold memory for it beyond
+	 * its own limit.
+	 */
+	memcg = get_mem_cgroup_from_mm(mm);
+	old_memcg = set_active_memcg(memcg);
 	range.hmm_pfns = kvmalloc_array((range.end - range.start) >> PAGE_SHIFT,
-					sizeof(*range.hmm_pfns), GFP_KERNEL);
+					sizeof(*range.hmm_pfns),
+					GFP_KERNEL_ACCOUNT);
 	if (!range.hmm_pfns) {
 		ret = -ENOMEM;
-		goto out;
+		goto out_memcg;
 	}
 
 	if (!mmget_not_zero(mm)) {
@@ -896,6 +909,9 @@ int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
 	mmput_async(mm);
 out_free:
 	kvfree(range.hmm_pfns);
+out_memcg:
+	set_active_memcg(old_memcg);
+	mem_cgroup_put(memcg);
 out:
 	if (locked)
 		atomic64_inc(&mirror->stats.faults);

@@ -24,6 +24,7 @@
 #include <linux/pid.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
 
@@ -374,7 +375,8 @@ EXPORT_SYMBOL(ib_umem_odp_release);
  * Return: the number of ODP pages of the widened range, with the umem locked;
  * or, with the umem unlocked, -EFAULT if the range is not inside the umem or
  * cannot be faulted in, -EINVAL if @access_mask is empty, the range spans
- * more than INT_MAX pages or the owning process is gone, -EPERM for a write
+ * more than INT_MAX pages or the owning process is gone, -EINTR if the
+ * owning process has a fatal signal pending, -EPERM for a write
  * to a read-only umem, or another error of hmm_mirror_fault().
  */
 int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
@@ -422,6 +424,15 @@ int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
 	owner = get_pid_task(umem_odp->tgid, PIDTYPE_PID);
 	if (!owner) {
 		ret = -EINVAL;
+		goto err;
+	}
+	/*
+	 * Nor for one that is being killed: its memory is about to go, and
+	 * the fault may run in a kernel worker that the signal cannot stop.
+	 */
+	if (fatal_signal_pending(owner)) {
+		put_task_struct(owner);
+		ret = -EINTR;
 		goto err;
 	}
 

@@ -6,19 +6,34 @@
  * by virtual page number whose entries are struct page pointers, tagged with
  * RXE_ODP_WRITABLE when the device may write the page.  Every access to MR
  * memory (requester, responder and completer copies, atomics) looks the
- * pages up there without locks, under RCU.  A missing entry, or a read-only
- * entry for a write, enters the page-fault handler: it calls
- * hmm_mirror_fault() (through ib_umem_odp_map_and_lock()) for the needed
- * range rounded out to RXE_ODP_FAULT_SIZE and clipped to the MR, fills the
- * MTT from the mirror entries under the mirror lock, and the access retries.
+ * pages up there holding mr->odp_mtt_lock for reading, and keeps holding it
+ * while it uses the page.  A missing entry, or a read-only entry for a
+ * write, enters the page-fault handler: it calls hmm_mirror_fault() (through
+ * ib_umem_odp_map_and_lock()), fills the MTT from the mirror entries under
+ * the mirror lock, and the access retries.  A read fault maps a whole
+ * RXE_ODP_FAULT_SIZE block around the access, read-only; a write fault maps
+ * writable only the pages the access writes, so that a 1-byte write neither
+ * allocates file blocks nor dirties pages it does not touch.
  *
  * All of this runs in rxe's QP tasks, which are work items: faults may
  * sleep.  Packets arriving in softirq context are only queued to the QP's
- * task, so their order is kept and nothing spins.
+ * task, so their order is kept and nothing spins.  A fault is bounded: it
+ * covers the faulting address or fails, a copy gives up after
+ * RXE_ODP_FAULT_RETRIES faults that let it make no progress, and faults
+ * that time out on racing invalidations are retried only for
+ * RXE_ODP_BUSY_TIMEOUT_MS, and not at all once the MR is being destroyed or
+ * its owner is dying.
  *
- * The invalidate op zaps the MTT entries of the range, then waits for an RCU
- * grace period: a copy that found a page before the zap has finished with it
- * when invalidation returns, and a copy starting after the zap faults.
+ * The invalidate op zaps the MTT entries of the range holding odp_mtt_lock
+ * for writing: a copy that found a page before the zap has finished with it
+ * when invalidation returns, and a copy starting after the zap faults.  The
+ * wait is per MR, and costs nothing when nobody copies.
+ *
+ * Slots of the MTT are reserved before the mirror is locked (filling them
+ * under the lock must not allocate, see rxe_odp_fill_entry()); the slots of
+ * a fault or prefetch that got no page are released again right after it,
+ * so the MTT holds memory only for pages that are mirrored.  Its nodes, like
+ * the mirror's leaves, are charged to the memory cgroup of the MR's owner.
  *
  * Prefetch (ibv_advise_mr()) goes through the same map-and-fill path as a
  * fault, over exactly the advised range, in chunks of RXE_ODP_PREFETCH_CHUNK.
@@ -36,7 +51,9 @@
 
 #include <linux/hmm_mirror.h>
 #include <linux/highmem.h>
-#include <linux/rcupdate.h>
+#include <linux/memcontrol.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/workqueue.h>
 #include <rdma/ib_umem_odp.h>
 #include <rdma/rdma_netlink.h>
@@ -56,8 +73,21 @@
  */
 #define RXE_ODP_PREFETCH_CHUNK	SZ_2M
 
-/* Faults that time out on racing invalidations (-EBUSY) are tried again. */
-#define RXE_ODP_BUSY_RETRIES	10
+/*
+ * Faults that time out on racing invalidations (-EBUSY: reclaim of the MR's
+ * own pages under memory pressure) are tried again for this long in all.
+ */
+#define RXE_ODP_BUSY_TIMEOUT_MS	3000
+
+/*
+ * A copy fails after this many successful faults in a row that let it make
+ * no progress: every one of them lost its pages to an invalidation before
+ * the copy could use them (the owner unmapping the range in a loop).
+ */
+#define RXE_ODP_FAULT_RETRIES	8
+
+/* Invalidations zap at most this many MTT entries per write-lock hold. */
+#define RXE_ODP_ZAP_BATCH	512
 
 /* Asynchronous prefetches (ibv_advise_mr() without the flush flag) */
 static struct workqueue_struct *rxe_odp_wq;
@@ -75,9 +105,17 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 {
 	struct rxe_mr *mr = umem_odp->private;
 	XA_STATE(xas, &mr->odp_mtt, start >> PAGE_SHIFT);
-	unsigned long zapped = 0;
+	unsigned long zapped = 0, batch = 0;
 	void *entry;
 
+	/*
+	 * Copies hold odp_mtt_lock for reading from the look-up of a page to
+	 * the end of its use: once the write lock is taken, no copy uses a
+	 * page zapped under it.  It is dropped every RXE_ODP_ZAP_BATCH
+	 * entries, which is safe for the same reason: a page not zapped yet
+	 * may still be found, and the next write lock waits for its user.
+	 */
+	write_lock(&mr->odp_mtt_lock);
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT) {
 		/* a slot reserved by a fault (rxe_odp_reserve()): no page */
@@ -85,20 +123,20 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 			continue;
 		xas_store(&xas, NULL);
 		zapped++;
-		if (need_resched()) {
+		if (++batch == RXE_ODP_ZAP_BATCH) {
+			batch = 0;
 			xas_pause(&xas);
 			xas_unlock(&xas);
+			write_unlock(&mr->odp_mtt_lock);
 			cond_resched();
+			write_lock(&mr->odp_mtt_lock);
 			xas_lock(&xas);
 		}
 	}
 	xas_unlock(&xas);
+	write_unlock(&mr->odp_mtt_lock);
 
 	trace_rxe_odp_invalidate(mr->elem.index, mr->lkey, start, end, zapped);
-
-	/* Wait for the copies that found one of these pages before the zap. */
-	if (zapped)
-		synchronize_rcu_expedited();
 }
 
 static const struct ib_umem_odp_ops rxe_odp_ops = {
@@ -129,7 +167,7 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	for (i = 0; i < n; i++) {
 		old = xa_store(&fill->mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
 			       xa_tag_pointer(page + i, tag),
-			       GFP_NOWAIT | __GFP_NOWARN);
+			       GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
 		if (xa_is_err(old))
 			return xa_err(old);
 	}
@@ -137,21 +175,31 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	return 0;
 }
 
+/* The MTT slots [*first, *last) of [start, end), widened to whole ODP pages */
+static void rxe_odp_slots(struct rxe_mr *mr, unsigned long start,
+			  unsigned long end, unsigned long *first,
+			  unsigned long *last)
+{
+	unsigned long odp_page = BIT(to_ib_umem_odp(mr->umem)->page_shift);
+
+	*first = ALIGN_DOWN(start, odp_page) >> PAGE_SHIFT;
+	*last = ALIGN(end, odp_page) >> PAGE_SHIFT;
+}
+
 /*
- * Make room in the MTT for every page of [start, end), widened to whole ODP
- * pages, before the umem is locked: filling it then needs no allocation.
+ * Make room in the MTT for every page of [start, end) before the umem is
+ * locked: filling it then needs no allocation.  Called in the memory cgroup
+ * scope of the MR's owner (rxe_odp_map()), so the nodes are charged to it.
  */
 static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
 			   unsigned long end)
 {
-	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
-	unsigned long idx = ALIGN_DOWN(start, BIT(umem_odp->page_shift)) >>
-			    PAGE_SHIFT;
-	unsigned long last = ALIGN(end, BIT(umem_odp->page_shift)) >> PAGE_SHIFT;
+	unsigned long idx, last;
 	int err;
 
+	rxe_odp_slots(mr, start, end, &idx, &last);
 	for (; idx < last; idx++) {
-		err = xa_reserve(&mr->odp_mtt, idx, GFP_KERNEL);
+		err = xa_reserve(&mr->odp_mtt, idx, GFP_KERNEL_ACCOUNT);
 		if (err)
 			return err;
 		cond_resched();
@@ -160,9 +208,42 @@ static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
 }
 
 /*
+ * Release the reservations of [start, end) that did not get a page: pages
+ * that are not mapped, a fault that failed, a prefetch that mapped nothing.
+ * The MTT then holds memory only for mirrored pages, whatever ranges a
+ * process has its MR fault or prefetch.  A concurrent fault of the same
+ * slots may lose its reservation here; its fill then finds no room and it
+ * tries again (rxe_odp_map()).
+ */
+static void rxe_odp_release_unfilled(struct rxe_mr *mr, unsigned long start,
+				     unsigned long end)
+{
+	XA_STATE(xas, &mr->odp_mtt, 0);
+	unsigned long first, last;
+	void *entry;
+
+	rxe_odp_slots(mr, start, end, &first, &last);
+	xas_set(&xas, first);
+	xas_lock(&xas);
+	xas_for_each(&xas, entry, last - 1) {
+		if (!xa_is_zero(entry))
+			continue;
+		xas_store(&xas, NULL);
+		if (need_resched()) {
+			xas_pause(&xas);
+			xas_unlock(&xas);
+			cond_resched();
+			xas_lock(&xas);
+		}
+	}
+	xas_unlock(&xas);
+}
+
+/*
  * Map [start, end) of the umem (fault it in unless @fault is false) and copy
  * the mirror entries of the range into the MTT.  Returns 0 or a negative
  * errno; *npages is set to the number of ODP pages present in the range.
+ * Whatever the outcome, no slot of the range stays reserved without a page.
  */
 static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
 		       unsigned long end, u64 access, bool fault,
@@ -170,70 +251,110 @@ static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
 {
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	struct rxe_odp_fill fill = { .mr = mr };
+	struct mem_cgroup *memcg, *old_memcg;
 	int err, tries = 3;
 
 	*npages = 0;
+	memcg = get_mem_cgroup_from_mm(mr->umem->owning_mm);
+	old_memcg = set_active_memcg(memcg);
 	do {
 		err = rxe_odp_reserve(mr, start, end);
 		if (err)
-			return err;
+			break;
 		fill.npages = 0;
 		err = ib_umem_odp_map_and_lock(umem_odp, start, end - start,
 					       access, fault);
 		if (err < 0)
-			return err;
+			break;
 		err = ib_umem_odp_walk(umem_odp, start, end,
 				       rxe_odp_fill_entry, &fill);
 		ib_umem_odp_unlock(umem_odp);
 	} while (err == -ENOMEM && --tries);
+	set_active_memcg(old_memcg);
+	mem_cgroup_put(memcg);
+
+	rxe_odp_release_unfilled(mr, start, end);
 	*npages = fill.npages;
 	return err;
 }
 
 /*
+ * Destroying an MR first removes it from the MR pool (__rxe_cleanup()), then
+ * waits for the references on it to go; a prefetch holds one, and uses this
+ * to stop early.
+ */
+static bool rxe_odp_mr_dying(struct rxe_mr *mr)
+{
+	return xa_load(&mr->elem.pool->xa, mr->elem.index) != &mr->elem;
+}
+
+/*
+ * Should a fault that timed out on racing invalidations be tried again?
+ * Not once the MR is being destroyed or the retries have taken
+ * RXE_ODP_BUSY_TIMEOUT_MS.  (Once its owner is dying, faults fail with
+ * -EINTR rather than -EBUSY: see ib_umem_odp_map_and_lock().)
+ */
+static bool rxe_odp_retry_busy(struct rxe_mr *mr, unsigned long deadline)
+{
+	return !rxe_odp_mr_dying(mr) && time_before(jiffies, deadline);
+}
+
+/*
  * rxe_odp_fault - the page-fault handler of an ODP MR
  *
- * Makes [va, va + length) present in the MTT, writable if @write.  Faults a
- * whole RXE_ODP_FAULT_SIZE block around it when the block is mapped, or just
- * the needed pages when it is not (a hole or a read-only mapping in the
- * block must not fail an access that does not touch it).
+ * Makes [va, va + length) present in the MTT, writable if @write.  The range
+ * must lie inside the umem.  A write fault maps exactly the ODP pages of the
+ * range, writable.  A read fault maps the whole RXE_ODP_FAULT_SIZE block
+ * around the range when the block is mapped, or just the needed pages when
+ * it is not (a hole or a read-only mapping in the block must not fail an
+ * access that does not touch it).  Either way the pages mapped always
+ * include the whole range, or the fault fails.
  */
 static int rxe_odp_fault(struct rxe_mr *mr, unsigned long va,
 			 unsigned int length, bool write)
 {
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	u64 access = ODP_READ_ALLOWED_BIT | (write ? ODP_WRITE_ALLOWED_BIT : 0);
-	unsigned long start, end, npages;
-	int err, tries;
+	unsigned long start, end, npages, deadline;
+	int err;
 
 	might_sleep();
-	start = max(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE), ib_umem_start(umem_odp));
-	end = min(ALIGN(va + length, RXE_ODP_FAULT_SIZE), ib_umem_end(umem_odp));
-	err = rxe_odp_map(mr, start, end, access, true, &npages);
-	if (err < 0 && (start < ALIGN_DOWN(va, PAGE_SIZE) ||
-			end > PAGE_ALIGN(va + length))) {
-		start = ALIGN_DOWN(va, PAGE_SIZE);
-		end = PAGE_ALIGN(va + length);
-		err = rxe_odp_map(mr, start, end, access, true, &npages);
+	if (va < ib_umem_start(umem_odp) || va >= ib_umem_end(umem_odp) ||
+	    length > ib_umem_end(umem_odp) - va) {
+		err = -EFAULT;
+		goto out;
 	}
-	/*
-	 * -EBUSY: invalidations of the MR kept racing with the fault for a
-	 * whole time-out (reclaim of the MR's own pages under memory
-	 * pressure).  Transient, not a protection error: try again.
-	 */
-	for (tries = RXE_ODP_BUSY_RETRIES; err == -EBUSY && tries; tries--) {
-		if (fatal_signal_pending(current))
-			break;
+
+	start = ALIGN_DOWN(va, PAGE_SIZE);
+	end = PAGE_ALIGN(va + length);
+	if (!write) {
+		unsigned long block_start, block_end;
+
+		block_start = max(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE),
+				  ib_umem_start(umem_odp));
+		block_end = min(ALIGN(va + length, RXE_ODP_FAULT_SIZE),
+				ib_umem_end(umem_odp));
+		err = rxe_odp_map(mr, block_start, block_end, access, true,
+				  &npages);
+		if (err >= 0)
+			goto out;
+	}
+	err = rxe_odp_map(mr, start, end, access, true, &npages);
+
+	deadline = jiffies + msecs_to_jiffies(RXE_ODP_BUSY_TIMEOUT_MS);
+	while (err == -EBUSY && rxe_odp_retry_busy(mr, deadline)) {
 		cond_resched();
 		err = rxe_odp_map(mr, start, end, access, true, &npages);
 	}
+out:
 	trace_rxe_odp_fault(mr->elem.index, mr->lkey, va, length, write, err);
 	if (err < 0)
 		rxe_dbg_mr(mr, "fault at %#lx+%u failed, err = %d\n", va,
 			   length, err);
-	return err;
+	return err < 0 ? err : 0;
 }
 
+/* Look up the page of @va, with odp_mtt_lock held for reading */
 static inline struct page *rxe_odp_lookup(struct rxe_mr *mr, unsigned long va,
 					  bool write)
 {
@@ -252,6 +373,7 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 	bool to_mr = dir == RXE_TO_MR_OBJ;
 	unsigned int done = 0;
 
+	read_lock(&mr->odp_mtt_lock);
 	while (done < length) {
 		unsigned int offset = (va + done) & ~PAGE_MASK;
 		unsigned int bytes = min_t(unsigned int, length - done,
@@ -259,21 +381,18 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 		struct page *page;
 		u8 *kaddr;
 
-		rcu_read_lock();
 		page = rxe_odp_lookup(mr, va + done, to_mr);
-		if (!page) {
-			rcu_read_unlock();
+		if (!page)
 			break;
-		}
 		kaddr = kmap_local_page(page);
 		if (to_mr)
 			memcpy(kaddr + offset, addr + done, bytes);
 		else
 			memcpy(addr + done, kaddr + offset, bytes);
 		kunmap_local(kaddr);
-		rcu_read_unlock();
 		done += bytes;
 	}
+	read_unlock(&mr->odp_mtt_lock);
 	return done;
 }
 
@@ -285,19 +404,29 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
  * @length: bytes to copy
  * @dir: RXE_TO_MR_OBJ or RXE_FROM_MR_OBJ
  *
+ * An implicit MR spans the whole 64-bit address range while its umem stops
+ * at the top of the user address space, so the range is checked against the
+ * umem here.
+ *
  * Context: process context (rxe QP tasks); may sleep.
- * Return: 0, or -EFAULT when a page could not be faulted in.
+ * Return: 0, or -EFAULT when a page could not be faulted in, lies outside
+ * the umem, or was invalidated again after each of RXE_ODP_FAULT_RETRIES
+ * faults in a row.
  */
 int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
 		    unsigned int length, enum rxe_mr_copy_dir dir)
 {
 	unsigned long va = rxe_odp_va(mr, iova);
-	unsigned int done;
+	unsigned int done, faults = 0;
 
 	for (;;) {
 		done = rxe_odp_copy_present(mr, va, addr, length, dir);
 		if (done == length)
 			return 0;
+		if (done)
+			faults = 0;
+		else if (faults++ == RXE_ODP_FAULT_RETRIES)
+			return -EFAULT;
 		va += done;
 		addr += done;
 		length -= done;
@@ -312,25 +441,27 @@ int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
 
 /*
  * Find the page of @va for an atomic access, faulting it in writable if
- * needed.  On success the caller is in an RCU read-side section that keeps
- * the page from being invalidated; it must rcu_read_unlock() when done and
+ * needed.  On success the caller holds odp_mtt_lock for reading, which keeps
+ * the page from being invalidated; it must read_unlock() it when done and
  * must not sleep until then.
  */
 static struct page *rxe_odp_get_writable(struct rxe_mr *mr, unsigned long va)
 {
+	unsigned int faults;
 	struct page *page;
 	int err;
 
-	for (;;) {
-		rcu_read_lock();
+	for (faults = 0; faults <= RXE_ODP_FAULT_RETRIES; faults++) {
+		read_lock(&mr->odp_mtt_lock);
 		page = rxe_odp_lookup(mr, va, true);
 		if (page)
 			return page;
-		rcu_read_unlock();
+		read_unlock(&mr->odp_mtt_lock);
 		err = rxe_odp_fault(mr, va, sizeof(u64), true);
 		if (err)
 			return ERR_PTR(err);
 	}
+	return ERR_PTR(-EFAULT);
 }
 
 /*
@@ -357,10 +488,10 @@ static u64 *rxe_odp_map_word(struct rxe_mr *mr, u64 iova, int *err)
 	return (u64 *)kmap_local_page(page) + ((va & ~PAGE_MASK) >> 3);
 }
 
-static void rxe_odp_unmap_word(u64 *word)
+static void rxe_odp_unmap_word(struct rxe_mr *mr, u64 *word)
 {
 	kunmap_local(word);
-	rcu_read_unlock();
+	read_unlock(&mr->odp_mtt_lock);
 }
 
 /**
@@ -384,7 +515,7 @@ int rxe_odp_do_atomic_op(struct rxe_mr *mr, u64 iova, int opcode,
 	if (!word)
 		return err;
 	rxe_atomic_op_page(word, opcode, compare, swap_add, orig_val);
-	rxe_odp_unmap_word(word);
+	rxe_odp_unmap_word(mr, word);
 	return 0;
 }
 
@@ -406,7 +537,7 @@ int rxe_odp_do_atomic_write(struct rxe_mr *mr, u64 iova, u64 value)
 		return err;
 	/* Do atomic write after all prior operations have completed */
 	smp_store_release(word, value);
-	rxe_odp_unmap_word(word);
+	rxe_odp_unmap_word(mr, word);
 	return 0;
 }
 
@@ -432,6 +563,7 @@ int rxe_odp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 
 	rxe_mr_init(access, mr);
 	xa_init(&mr->odp_mtt);
+	rwlock_init(&mr->odp_mtt_lock);
 
 	if (!start && length == U64_MAX)
 		umem_odp = ib_umem_odp_alloc_implicit(&rxe->ib_dev, access,
@@ -589,16 +721,6 @@ struct rxe_odp_prefetch {
 	struct rxe_odp_prefetch_frag frags[] __counted_by(num_sge);
 };
 
-/*
- * Destroying an MR first removes it from the MR pool (__rxe_cleanup()), then
- * waits for the references on it to go; a prefetch holds one, and uses this
- * to stop early.
- */
-static bool rxe_odp_mr_dying(struct rxe_mr *mr)
-{
-	return xa_load(&mr->elem.pool->xa, mr->elem.index) != &mr->elem;
-}
-
 static int rxe_odp_prefetch_frag(struct rxe_odp_prefetch_frag *frag,
 				 enum ib_uverbs_advise_mr_advice advice)
 {
@@ -679,7 +801,8 @@ static int rxe_odp_prefetch_get(struct rxe_pd *pd,
 	umem_odp = to_ib_umem_odp(mr->umem);
 	va = rxe_odp_va(mr, sge->addr);
 	err = -EINVAL;
-	if (va < ib_umem_start(umem_odp) ||
+	/* An implicit MR is larger than its umem: @va may be past its end. */
+	if (va < ib_umem_start(umem_odp) || va >= ib_umem_end(umem_odp) ||
 	    sge->length > ib_umem_end(umem_odp) - va)
 		goto err;
 
