@@ -5,7 +5,7 @@
  * errno, within a time bound, with kernel memory bounded by what is really
  * mirrored and charged to the process's memory cgroup.  Prints TAP.
  *
- *   odp_hostile [DEVICE]
+ *   odp_hostile [DEVICE [CASE...]]    (all cases when none is named)
  *
  * Bounds.  A hang is detected with BOUND_MS: it sits well below rxe's 50 s
  * forced clean-up of objects still referenced (__rxe_cleanup()), so a
@@ -33,6 +33,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
@@ -713,6 +714,16 @@ out:
 		close(fd);
 }
 
+static void case_write1_shared(void)
+{
+	case_write1(MAP_SHARED);
+}
+
+static void case_write1_private(void)
+{
+	case_write1(MAP_PRIVATE);
+}
+
 /* ------------------------------------------------------------------ */
 /* uffd: a range whose faults nobody serves */
 
@@ -1058,17 +1069,46 @@ out:
 
 /* ------------------------------------------------------------------ */
 
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	{ "slab", case_slab },
+	{ "write1", case_write1_shared },
+	{ "write1", case_write1_private },
+	{ "uffd", case_uffd },
+	{ "livelock", case_livelock },
+	{ "fork", case_fork },
+	{ "kill", case_kill },
+	{ "memcg", case_memcg_charged },
+	{ "memcg", case_memcg_limit },
+};
+
+static bool wanted(int argc, char **argv, const char *name)
+{
+	int i;
+
+	if (argc <= 2)
+		return true;
+	for (i = 2; i < argc; i++)
+		if (!strcmp(argv[i], name))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	const char *again = getenv("ODP_HOSTILE_REEXEC");
-	int err;
+	size_t i;
+	int err = 0;
 
 	if (argc > 1)
 		dev = argv[1];
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	err = map_top_block();
+	if (wanted(argc, argv, "top"))
+		err = map_top_block();
 	if (err == -EEXIST && (!again || atoi(again) < 5)) {
 		char n[16];
 
@@ -1084,17 +1124,11 @@ int main(int argc, char **argv)
 	if (err)
 		tap(false, "top: map the 2 MiB block below TASK_SIZE: %s",
 		    strerror(-err));
-	else
+	else if (wanted(argc, argv, "top"))
 		case_top();
-	case_slab();
-	case_write1(MAP_SHARED);
-	case_write1(MAP_PRIVATE);
-	case_uffd();
-	case_livelock();
-	case_fork();
-	case_kill();
-	case_memcg_charged();
-	case_memcg_limit();
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (wanted(argc, argv, cases[i].name))
+			cases[i].fn();
 	rdma_close(&r);
 	return tap_done();
 }
