@@ -17,6 +17,8 @@
  *   meta SIZE SPAN PCT mirror bytes per mirrored page: an explicit MR of SIZE
  *                      fully faulted; an implicit MR with PCT % of the pages
  *                      of a SPAN mapping (MAP_NORESERVE) read at random
+ *   fork               fork(), then COW of every 4 KiB page of a 2 MiB THP
+ *                      that two ODP MRs mirror writable, against no MR
  *
  * Every test runs ROUNDS rounds; inside a round the variants alternate
  * (A B, A B, ...), never A A A B B B.  Each round prints one JSON object on
@@ -32,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +45,14 @@
 #define ACCESS		(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
 			 IBV_ACCESS_REMOTE_READ)
 #define BATCH		32		/* RDMA operations in flight */
+
+/*
+ * From rdma-core's <infiniband/driver.h> (not shipped by Debian's
+ * libibverbs-dev); exported by libibverbs.  Returns 0 or a positive errno.
+ */
+int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
+		      uint32_t flags, struct ibv_sge *sg_list,
+		      uint32_t num_sge);
 
 static int rounds = 3;
 
@@ -529,6 +541,95 @@ static int bench_inval(struct rdma_ctx *r, int argc, char **argv)
 	return 0;
 }
 
+/* ---- fork: COW of a mirrored THP ---- */
+
+/*
+ * Fork, then write one byte of each 4 KiB page of a 2 MiB THP in the parent
+ * (every write a COW, every COW an invalidation of whatever mirrors it);
+ * the child waits until the parent is done.  Returns the time of the
+ * writes, or -1.
+ */
+static long long fork_cow_ns(unsigned char *thp)
+{
+	int go[2], status;
+	long long t0, t;
+	pid_t pid;
+	size_t i;
+	char c;
+
+	if (pipe(go))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		_exit(read(go[0], &c, 1) == 1 ? 0 : 1);
+	}
+	t0 = now_ns();
+	for (i = 0; i < BLOCK; i += PAGE)
+		thp[i]++;
+	t = now_ns() - t0;
+	if (write(go[1], "g", 1) != 1)
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	close(go[0]);
+	close(go[1]);
+	return t;
+}
+
+/* A 2 MiB THP, written, and with @nmr ODP MRs prefetched writable over it */
+static unsigned char *thp_mirrored(struct rdma_ctx *r, int nmr,
+				   struct ibv_mr **mrs)
+{
+	unsigned char *thp = map_blocks(BLOCK);
+	int i;
+
+	if (!thp)
+		return NULL;
+	madvise(thp, BLOCK, MADV_HUGEPAGE);
+	memset(thp, 1, BLOCK);
+	for (i = 0; i < nmr; i++) {
+		struct ibv_sge sge = { .addr = (uintptr_t)thp, .length = BLOCK };
+
+		mrs[i] = reg(r, thp, BLOCK, 1);
+		if (!mrs[i])
+			return NULL;
+		sge.lkey = mrs[i]->lkey;
+		ibv_cmd_advise_mr(r->pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+				  IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1);
+	}
+	return thp;
+}
+
+static int bench_fork(struct rdma_ctx *r)
+{
+	int k, i;
+
+	for (k = 0; k < rounds; k++) {
+		long long t[2];
+		int nmr[2] = { 2, 0 };
+
+		/* interleaved: with two mirroring MRs, then with none */
+		for (i = 0; i < 2; i++) {
+			struct ibv_mr *mrs[2] = {};
+			unsigned char *thp = thp_mirrored(r, nmr[i], mrs);
+
+			t[i] = thp ? fork_cow_ns(thp) : -1;
+			while (nmr[i]--)
+				if (mrs[nmr[i]])
+					ibv_dereg_mr(mrs[nmr[i]]);
+			if (thp)
+				munmap(thp, BLOCK);
+			if (t[i] < 0) {
+				report_error("fork", "fork and COW");
+				return 1;
+			}
+		}
+		printf("{\"test\":\"fork\",\"round\":%d,\"odp2_cow_ns\":%lld,"
+		       "\"nomr_cow_ns\":%lld}\n", k, t[0], t[1]);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 /* ---- metadata ---- */
 
 static int bench_meta(struct rdma_ctx *r, int argc, char **argv)
@@ -656,6 +757,8 @@ int main(int argc, char **argv)
 		ret = bench_inval(&r, argc, argv);
 	else if (!strcmp(test, "meta"))
 		ret = bench_meta(&r, argc, argv);
+	else if (!strcmp(test, "fork"))
+		ret = bench_fork(&r);
 	else
 		goto usage;
 	rdma_close(&r);

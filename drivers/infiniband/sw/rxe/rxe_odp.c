@@ -12,8 +12,10 @@
  * ib_umem_odp_map_and_lock()), fills the MTT from the mirror entries under
  * the mirror lock, and the access retries.  A read fault maps a whole
  * RXE_ODP_FAULT_SIZE block around the access, read-only; a write fault maps
- * writable only the pages the access writes, so that a 1-byte write neither
- * allocates file blocks nor dirties pages it does not touch.
+ * writable only the pages the access writes (for an RDMA WRITE, the rest of
+ * the message up to the end of the block: rxe_odp_prepare_write()), so that
+ * a 1-byte write neither allocates file blocks nor dirties pages it does not
+ * touch.
  *
  * All of this runs in rxe's QP tasks, which are work items: faults may
  * sleep.  Packets arriving in softirq context are only queued to the QP's
@@ -29,10 +31,11 @@
  * when invalidation returns, and a copy starting after the zap faults.  The
  * wait is per MR, and costs nothing when nobody copies.
  *
- * Slots of the MTT are reserved before the mirror is locked (filling them
- * under the lock must not allocate, see rxe_odp_fill_entry()); the slots of
- * a fault or prefetch that got no page are released again right after it,
- * so the MTT holds memory only for pages that are mirrored.  Its nodes, like
+ * The MTT is filled under the mirror lock, where allocations must not
+ * reclaim (see rxe_odp_fill_entry()); when that finds no memory, the slots
+ * are reserved outside the lock and the fill tried again, and the slots
+ * that got no page are released right after, so the MTT holds memory only
+ * for pages that are mirrored.  Its nodes, like
  * the mirror's leaves, are charged to the memory cgroup of the MR's owner.
  *
  * Prefetch (ibv_advise_mr()) goes through the same map-and-fill path as a
@@ -161,8 +164,8 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 
 	/*
 	 * The umem is locked, and its invalidation runs in reclaim: no
-	 * allocation here may reclaim.  rxe_odp_map() reserved the slots;
-	 * one lost to an invalidation since is -ENOMEM, and the map retries.
+	 * allocation here may reclaim.  -ENOMEM makes rxe_odp_map() reserve
+	 * the slots outside the lock and try again.
 	 */
 	for (i = 0; i < n; i++) {
 		old = xa_store(&fill->mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
@@ -243,7 +246,11 @@ static void rxe_odp_release_unfilled(struct rxe_mr *mr, unsigned long start,
  * Map [start, end) of the umem (fault it in unless @fault is false) and copy
  * the mirror entries of the range into the MTT.  Returns 0 or a negative
  * errno; *npages is set to the number of ODP pages present in the range.
- * Whatever the outcome, no slot of the range stays reserved without a page.
+ *
+ * The MTT is filled under the umem lock without reclaim; when that finds no
+ * memory, the slots of the range are reserved outside the lock and the map
+ * is tried again.  Whatever the outcome, no slot of the range stays
+ * reserved without a page.
  */
 static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
 		       unsigned long end, u64 access, bool fault,
@@ -252,15 +259,18 @@ static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	struct rxe_odp_fill fill = { .mr = mr };
 	struct mem_cgroup *memcg, *old_memcg;
+	bool reserved = false;
 	int err, tries = 3;
 
 	*npages = 0;
 	memcg = get_mem_cgroup_from_mm(mr->umem->owning_mm);
 	old_memcg = set_active_memcg(memcg);
 	do {
-		err = rxe_odp_reserve(mr, start, end);
-		if (err)
-			break;
+		if (reserved) {
+			err = rxe_odp_reserve(mr, start, end);
+			if (err)
+				break;
+		}
 		fill.npages = 0;
 		err = ib_umem_odp_map_and_lock(umem_odp, start, end - start,
 					       access, fault);
@@ -269,11 +279,15 @@ static int rxe_odp_map(struct rxe_mr *mr, unsigned long start,
 		err = ib_umem_odp_walk(umem_odp, start, end,
 				       rxe_odp_fill_entry, &fill);
 		ib_umem_odp_unlock(umem_odp);
-	} while (err == -ENOMEM && --tries);
+		if (err != -ENOMEM)
+			break;
+		reserved = true;
+	} while (--tries);
 	set_active_memcg(old_memcg);
 	mem_cgroup_put(memcg);
 
-	rxe_odp_release_unfilled(mr, start, end);
+	if (reserved)
+		rxe_odp_release_unfilled(mr, start, end);
 	*npages = fill.npages;
 	return err;
 }
@@ -437,6 +451,44 @@ int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
 		if (rxe_odp_fault(mr, va, length, dir == RXE_TO_MR_OBJ))
 			return -EFAULT;
 	}
+}
+
+/**
+ * rxe_odp_prepare_write - fault in writable what a message is going to write
+ * @mr: the ODP MR
+ * @iova: MR address of the next byte the message writes
+ * @length: bytes the message still writes from @iova
+ *
+ * A write fault maps only the pages of the copy at hand, one packet, so a
+ * message larger than a packet would fault page by page.  The responder
+ * knows the whole length of an RDMA WRITE: when the page at @iova is not
+ * mapped writable, fault in writable the pages the message writes, up to
+ * the end of the RXE_ODP_FAULT_SIZE block around @iova, in one fault.
+ * Nothing beyond the message is touched.  Errors are left to the copy,
+ * which faults again for exactly what it needs and reports them.
+ *
+ * Context: process context (rxe responder task); may sleep.
+ */
+void rxe_odp_prepare_write(struct rxe_mr *mr, u64 iova, u64 length)
+{
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
+	unsigned long va = rxe_odp_va(mr, iova), block_end, npages;
+	struct page *page;
+
+	if (!length || va < ib_umem_start(umem_odp) ||
+	    va >= ib_umem_end(umem_odp))
+		return;
+	read_lock(&mr->odp_mtt_lock);
+	page = rxe_odp_lookup(mr, va, true);
+	read_unlock(&mr->odp_mtt_lock);
+	if (page)
+		return;
+
+	block_end = min(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE) + RXE_ODP_FAULT_SIZE,
+			ib_umem_end(umem_odp));
+	length = min_t(u64, length, block_end - va);
+	rxe_odp_map(mr, ALIGN_DOWN(va, PAGE_SIZE), PAGE_ALIGN(va + length),
+		    ODP_READ_ALLOWED_BIT | ODP_WRITE_ALLOWED_BIT, true, &npages);
 }
 
 /*
