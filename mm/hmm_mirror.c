@@ -261,9 +261,8 @@ static void hmm_mirror_leaf_remove(struct hmm_mirror *mirror,
  */
 static void hmm_mirror_dirty_page(struct hmm_mirror *mirror, u64 entry)
 {
-	if (!(entry & HMM_MIRROR_ENTRY_WRITE))
-		return;
-	if (mirror->precise_dirty && !(entry & HMM_MIRROR_ENTRY_DIRTY))
+	/* Only entries the driver marked (hmm_mirror_set_dirty()) */
+	if (!(entry & HMM_MIRROR_ENTRY_DIRTY))
 		return;
 	folio_mark_dirty(page_folio(hmm_mirror_entry_page(entry)));
 }
@@ -1194,8 +1193,9 @@ EXPORT_SYMBOL_GPL(hmm_mirror_entry_page);
  * @end: end of the range (exclusive)
  *
  * Mark the writable entries of [@start, @end) dirty: their pages are marked
- * dirty when the entries are unmapped.  Only needed when the driver set
- * @mirror->precise_dirty; otherwise every writable entry counts as dirty.
+ * dirty when the entries are unmapped, and those of no other entry are.  A
+ * driver that knows what its device wrote marks exactly that; one whose
+ * device cannot tell marks the whole range of each write fault.
  *
  * Context: the mirror lock is held.
  */

@@ -754,10 +754,16 @@ static void hmm_mirror_test_dirty(struct kunit *test)
 	for (i = 0; i < 4; i++)
 		cpu_write(test, addr + i * PAGE_SIZE, i);
 
-	/* default: every writable entry is dirtied when unmapped */
+	/*
+	 * A driver that cannot tell what its device wrote marks the range of
+	 * each write fault; marking a read-only entry does nothing.
+	 */
 	fault_ok(test, tm, addr, 2 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
 	fault_ok(test, tm, addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE, 0);
 	hmm_mirror_lock(m);
+	hmm_mirror_set_dirty(m, addr, addr + 4 * PAGE_SIZE);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry(m, addr + 2 * PAGE_SIZE) &
+			   HMM_MIRROR_ENTRY_DIRTY);
 	for (i = 0; i < 4; i++) {
 		folios[i] = folio_at(m, addr + i * PAGE_SIZE);
 		/* the CPU keeps the dirty bit in its PTE; start clean */
@@ -772,8 +778,10 @@ static void hmm_mirror_test_dirty(struct kunit *test)
 	/* driver-side unmaps are not invalidations */
 	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
 
-	/* precise: only what hmm_mirror_set_dirty() marked */
-	m->precise_dirty = true;
+	/*
+	 * A driver that knows marks what was written: a writable entry that
+	 * the device did not write is not dirtied.
+	 */
 	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
 	hmm_mirror_lock(m);
 	for (i = 0; i < 4; i++) {

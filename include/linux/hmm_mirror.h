@@ -116,11 +116,6 @@ enum hmm_mirror_dma_mode {
  * @spare_leaves: empty leaves kept, with their IOVA ranges, for later faults
  * @nr_spare_leaves: number of leaves in @spare_leaves
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
- * @precise_dirty: the driver reports device writes with
- *	hmm_mirror_set_dirty(), so only entries marked dirty are dirtied when
- *	they are unmapped; when false (the default, as for ODP hardware that
- *	cannot tell), every writable entry is dirtied.  Set it after init,
- *	before the first fault.
  * @stats: event counters
  * @test_hook: KUnit only: called by hmm_mirror_fault() between
  *	hmm_range_fault() and taking the lock
@@ -142,7 +137,6 @@ struct hmm_mirror {
 	struct hmm_mirror_leaf *spare_leaves;
 	unsigned int nr_spare_leaves;
 	enum hmm_mirror_dma_mode dma_mode;
-	bool precise_dirty;
 	struct hmm_mirror_stats stats;
 #if IS_ENABLED(CONFIG_HMM_MIRROR_KUNIT_TEST)
 	void (*test_hook)(struct hmm_mirror *mirror);

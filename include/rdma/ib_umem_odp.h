@@ -51,6 +51,8 @@ struct ib_umem_odp_ops {
  * @private: for the driver to use
  * @is_implicit_odp: the umem mirrors the whole address space of its process
  *	(ib_umem_odp_alloc_implicit())
+ * @tracks_dirty: the driver reports the pages its device writes
+ *	(ib_umem_odp_track_dirty()); private to the ODP core
  * @page_shift: log2 of the ODP page size (PAGE_SHIFT or a huge page shift)
  * @start: first address mirrored, aligned to the ODP page size
  * @end: end of the mirrored range (exclusive), aligned to the ODP page size
@@ -64,6 +66,7 @@ struct ib_umem_odp {
 	struct pid *tgid;
 	void *private;
 	bool is_implicit_odp;
+	bool tracks_dirty;
 	unsigned int page_shift;
 	unsigned long start;
 	unsigned long end;
@@ -251,6 +254,9 @@ int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
 			     u64 bcnt, u64 access_mask, bool fault);
 void ib_umem_odp_unmap_dma_pages(struct ib_umem_odp *umem_odp, u64 start,
 				 u64 end);
+void ib_umem_odp_track_dirty(struct ib_umem_odp *umem_odp);
+void ib_umem_odp_set_dirty(struct ib_umem_odp *umem_odp, unsigned long start,
+			   unsigned long end);
 
 unsigned int ib_umem_odp_lookup(struct ib_umem_odp *umem_odp,
 				unsigned long addr, dma_addr_t *dma,

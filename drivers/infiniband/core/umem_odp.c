@@ -360,8 +360,9 @@ EXPORT_SYMBOL(ib_umem_odp_release);
  * @user_va: first user virtual address needed
  * @bcnt: number of bytes needed from @user_va
  * @access_mask: ODP_READ_ALLOWED_BIT, plus ODP_WRITE_ALLOWED_BIT if the device
- *	is going to write; a write mapping marks the pages dirty, so that they
- *	are written back once unmapped
+ *	is going to write; unless the driver tracks what it writes
+ *	(ib_umem_odp_track_dirty()), a write mapping marks the pages dirty, so
+ *	that they are written back once unmapped
  * @fault: fault in missing pages; when false only the pages already present
  *	in the CPU page tables are mapped (snapshot) and nothing is faulted
  *
@@ -446,11 +447,11 @@ int ib_umem_odp_map_and_lock(struct ib_umem_odp *umem_odp, u64 user_va,
 		goto err;
 
 	/*
-	 * The device may write from now on: have the mirror dirty the pages
-	 * when it unmaps them.  Only dirty-tracked entries are reported as
-	 * writable to the driver (see ib_umem_odp_entry_access()).
+	 * The device may write from now on.  Unless the driver reports what
+	 * it writes itself (ib_umem_odp_track_dirty()), have the mirror dirty
+	 * every page of the range when it unmaps them.
 	 */
-	if (write)
+	if (write && !umem_odp->tracks_dirty)
 		hmm_mirror_set_dirty(&umem_odp->mirror, start, end);
 
 	return (end - start) >> umem_odp->page_shift;
@@ -462,13 +463,53 @@ err:
 EXPORT_SYMBOL(ib_umem_odp_map_and_lock);
 
 /**
+ * ib_umem_odp_track_dirty - the driver reports the pages its device writes
+ * @umem_odp: a new umem, before its first fault
+ *
+ * By default every page of a write fault is marked dirty when it is
+ * unmapped, because an adapter cannot tell which pages it really wrote.  A
+ * driver that knows (one that copies the data itself, like soft-RoCE) calls
+ * this once after creating the umem and then reports each page its device
+ * writes with ib_umem_odp_set_dirty(); only those pages are dirtied.
+ */
+void ib_umem_odp_track_dirty(struct ib_umem_odp *umem_odp)
+{
+	umem_odp->tracks_dirty = true;
+}
+EXPORT_SYMBOL(ib_umem_odp_track_dirty);
+
+/**
+ * ib_umem_odp_set_dirty - record that the device wrote part of a locked umem
+ * @umem_odp: the umem, locked, with ib_umem_odp_track_dirty() set
+ * @start: first user virtual address written
+ * @end: end of the range written (exclusive)
+ *
+ * The range is clipped to the umem and widened to whole ODP pages.  Its
+ * writable pages are marked dirty when they are unmapped (by an
+ * invalidation, ib_umem_odp_unmap_dma_pages() or release); call it before
+ * that, for instance from the ->invalidate() op.  Does not sleep.
+ */
+void ib_umem_odp_set_dirty(struct ib_umem_odp *umem_odp, unsigned long start,
+			   unsigned long end)
+{
+	ib_umem_odp_assert_locked(umem_odp);
+
+	start = max(start, umem_odp->start);
+	end = min(end, umem_odp->end);
+	if (start < end)
+		hmm_mirror_set_dirty(&umem_odp->mirror, start, end);
+}
+EXPORT_SYMBOL(ib_umem_odp_set_dirty);
+
+/**
  * ib_umem_odp_unmap_dma_pages - unmap part of a locked ODP umem
  * @umem_odp: the umem, locked
  * @start: first user virtual address to unmap
  * @end: end of the range to unmap (exclusive)
  *
- * The range is clipped to the umem.  Pages the device could write are marked
- * dirty.  The driver must have stopped the device from using the range first;
+ * The range is clipped to the umem.  Pages the device may have written are
+ * marked dirty (see ib_umem_odp_track_dirty()).  The driver must have
+ * stopped the device from using the range first;
  * the ->invalidate() op is not called.
  */
 void ib_umem_odp_unmap_dma_pages(struct ib_umem_odp *umem_odp, u64 start,
@@ -484,16 +525,12 @@ void ib_umem_odp_unmap_dma_pages(struct ib_umem_odp *umem_odp, u64 start,
 }
 EXPORT_SYMBOL(ib_umem_odp_unmap_dma_pages);
 
-/*
- * A mirror entry may be writable without the mirror having been asked to
- * dirty its page (the CPU PTE was writable at a read fault): only pages that
- * will be dirtied on unmap may be written by the device.
- */
+/* The ODP access bits of a mirror entry (writable only after a write fault) */
 static unsigned int ib_umem_odp_entry_access(u64 entry)
 {
 	if (!hmm_mirror_entry_valid(entry))
 		return 0;
-	if (hmm_mirror_entry_writable(entry) && (entry & HMM_MIRROR_ENTRY_DIRTY))
+	if (hmm_mirror_entry_writable(entry))
 		return ODP_READ_ALLOWED_BIT | ODP_WRITE_ALLOWED_BIT;
 	return ODP_READ_ALLOWED_BIT;
 }

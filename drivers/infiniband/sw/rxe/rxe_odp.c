@@ -4,7 +4,8 @@
  *
  * The translation table (MTT) of an ODP MR is mr->odp_mtt, an xarray indexed
  * by virtual page number whose entries are struct page pointers, tagged with
- * RXE_ODP_WRITABLE when the device may write the page.  Every access to MR
+ * RXE_ODP_WRITABLE when the device may write the page, and RXE_ODP_WRITTEN
+ * once it has.  Every access to MR
  * memory (requester, responder and completer copies, atomics) looks the
  * pages up there holding mr->odp_mtt_lock for reading, and keeps holding it
  * while it uses the page.  A missing entry, or a read-only entry for a
@@ -25,6 +26,12 @@
  * that time out on racing invalidations are retried only for
  * RXE_ODP_BUSY_TIMEOUT_MS, and not at all once the MR is being destroyed or
  * its owner is dying.
+ *
+ * Dirty pages: rxe knows every byte it writes, so it reports exactly the
+ * pages it wrote (ib_umem_odp_track_dirty()): a write tags the MTT entry
+ * RXE_ODP_WRITTEN, and the invalidate op and teardown hand the written pages
+ * to ib_umem_odp_set_dirty() before the mirror unmaps them.  A page mapped
+ * writable but never written is not dirtied.
  *
  * The invalidate op zaps the MTT entries of the range holding odp_mtt_lock
  * for writing: a copy that found a page before the zap has finished with it
@@ -95,18 +102,49 @@
 /* Asynchronous prefetches (ibv_advise_mr() without the flush flag) */
 static struct workqueue_struct *rxe_odp_wq;
 
-/* xarray pointer tag of an MTT entry the device may write through */
-#define RXE_ODP_WRITABLE	1UL
+/* xarray pointer tags of MTT entries */
+#define RXE_ODP_WRITABLE	1UL	/* the device may write the page */
+#define RXE_ODP_WRITTEN		2UL	/* ... and has written it */
 
 static inline unsigned long rxe_odp_va(struct rxe_mr *mr, u64 iova)
 {
 	return iova - mr->ibmr.iova + mr->umem->address;
 }
 
+/* A run of consecutive MTT pages that the device wrote */
+struct rxe_odp_dirty_run {
+	struct ib_umem_odp *umem_odp;
+	unsigned long first;	/* page index */
+	unsigned long end;	/* first == end: empty */
+};
+
+/* Report the run as written (the umem is locked) and empty it */
+static void rxe_odp_dirty_flush(struct rxe_odp_dirty_run *run)
+{
+	if (run->first != run->end)
+		ib_umem_odp_set_dirty(run->umem_odp, run->first << PAGE_SHIFT,
+				      run->end << PAGE_SHIFT);
+	run->first = run->end;
+}
+
+/* Add the MTT entry of page @index to the run if the device wrote it */
+static void rxe_odp_dirty_add(struct rxe_odp_dirty_run *run,
+			      unsigned long index, void *entry)
+{
+	if (xa_pointer_tag(entry) != RXE_ODP_WRITTEN)
+		return;
+	if (run->first == run->end || run->end != index) {
+		rxe_odp_dirty_flush(run);
+		run->first = index;
+	}
+	run->end = index + 1;
+}
+
 static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 			       unsigned long start, unsigned long end)
 {
 	struct rxe_mr *mr = umem_odp->private;
+	struct rxe_odp_dirty_run run = { .umem_odp = umem_odp };
 	XA_STATE(xas, &mr->odp_mtt, start >> PAGE_SHIFT);
 	unsigned long zapped = 0, batch = 0;
 	void *entry;
@@ -117,6 +155,7 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 	 * page zapped under it.  It is dropped every RXE_ODP_ZAP_BATCH
 	 * entries, which is safe for the same reason: a page not zapped yet
 	 * may still be found, and the next write lock waits for its user.
+	 * The pages written are reported before the mirror unmaps them.
 	 */
 	write_lock(&mr->odp_mtt_lock);
 	xas_lock(&xas);
@@ -124,6 +163,7 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 		/* a slot reserved by a fault (rxe_odp_reserve()): no page */
 		if (xa_is_zero(entry))
 			continue;
+		rxe_odp_dirty_add(&run, xas.xa_index, entry);
 		xas_store(&xas, NULL);
 		zapped++;
 		if (++batch == RXE_ODP_ZAP_BATCH) {
@@ -138,6 +178,7 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 	}
 	xas_unlock(&xas);
 	write_unlock(&mr->odp_mtt_lock);
+	rxe_odp_dirty_flush(&run);
 
 	trace_rxe_odp_invalidate(mr->elem.index, mr->lkey, start, end, zapped);
 }
@@ -151,6 +192,30 @@ struct rxe_odp_fill {
 	unsigned long npages;	/* ODP pages copied into the MTT */
 };
 
+/*
+ * Store @entry for page @index unless the MTT already maps the same page as
+ * written: a fault must not forget that the device wrote a page.  Writes tag
+ * entries concurrently (rxe_odp_mark_written()), hence the compare and
+ * exchange; invalidations cannot run, the umem is locked.
+ */
+static int rxe_odp_fill_one(struct rxe_mr *mr, unsigned long index,
+			    void *entry, gfp_t gfp)
+{
+	void *cur = xa_load(&mr->odp_mtt, index), *old;
+
+	for (;;) {
+		if (cur && xa_pointer_tag(cur) == RXE_ODP_WRITTEN &&
+		    xa_untag_pointer(cur) == xa_untag_pointer(entry))
+			return 0;
+		old = xa_cmpxchg(&mr->odp_mtt, index, cur, entry, gfp);
+		if (xa_is_err(old))
+			return xa_err(old);
+		if (old == cur)
+			return 0;
+		cur = old;
+	}
+}
+
 static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 			      unsigned long addr, dma_addr_t dma,
 			      unsigned int access, void *priv)
@@ -160,7 +225,7 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	/* rxe does not DMA-map: the mirror hands out physical addresses. */
 	struct page *page = pfn_to_page(PHYS_PFN(dma));
 	struct rxe_odp_fill *fill = priv;
-	void *old;
+	int err;
 
 	/*
 	 * The umem is locked, and its invalidation runs in reclaim: no
@@ -168,11 +233,11 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	 * the slots outside the lock and try again.
 	 */
 	for (i = 0; i < n; i++) {
-		old = xa_store(&fill->mr->odp_mtt, (addr >> PAGE_SHIFT) + i,
-			       xa_tag_pointer(page + i, tag),
-			       GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
-		if (xa_is_err(old))
-			return xa_err(old);
+		err = rxe_odp_fill_one(fill->mr, (addr >> PAGE_SHIFT) + i,
+				       xa_tag_pointer(page + i, tag),
+				       GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
+		if (err)
+			return err;
 	}
 	fill->npages++;
 	return 0;
@@ -368,15 +433,57 @@ out:
 	return err < 0 ? err : 0;
 }
 
-/* Look up the page of @va, with odp_mtt_lock held for reading */
+/*
+ * Tag the MTT entry of @va written, with odp_mtt_lock held for reading (so
+ * it cannot be zapped meanwhile); a fill may replace it concurrently with
+ * the same page, untagged, and then it is tagged again.
+ */
+static void rxe_odp_mark_written(struct rxe_mr *mr, unsigned long va,
+				 void *entry)
+{
+	void *old;
+
+	while (xa_pointer_tag(entry) != RXE_ODP_WRITTEN) {
+		old = xa_cmpxchg(&mr->odp_mtt, va >> PAGE_SHIFT, entry,
+				 xa_tag_pointer(xa_untag_pointer(entry),
+						RXE_ODP_WRITTEN),
+				 GFP_NOWAIT | __GFP_NOWARN);
+		if (old == entry || !old || xa_is_err(old))
+			return;
+		entry = old;
+	}
+}
+
+/*
+ * Look up the page of @va, with odp_mtt_lock held for reading; for a write,
+ * only a writable page, which is then tagged written.
+ */
 static inline struct page *rxe_odp_lookup(struct rxe_mr *mr, unsigned long va,
 					  bool write)
 {
 	void *entry = xa_load(&mr->odp_mtt, va >> PAGE_SHIFT);
 
-	if (!entry || (write && xa_pointer_tag(entry) != RXE_ODP_WRITABLE))
+	if (!entry)
 		return NULL;
+	if (write) {
+		if (!xa_pointer_tag(entry))
+			return NULL;
+		rxe_odp_mark_written(mr, va, entry);
+	}
 	return xa_untag_pointer(entry);
+}
+
+/* Is @va mapped in the MTT for a write?  Marks nothing. */
+static bool rxe_odp_writable(struct rxe_mr *mr, unsigned long va)
+{
+	void *entry;
+	bool ret;
+
+	read_lock(&mr->odp_mtt_lock);
+	entry = xa_load(&mr->odp_mtt, va >> PAGE_SHIFT);
+	ret = entry && xa_pointer_tag(entry);
+	read_unlock(&mr->odp_mtt_lock);
+	return ret;
 }
 
 /* Copy what is present, page by page; return the number of bytes copied. */
@@ -473,22 +580,21 @@ void rxe_odp_prepare_write(struct rxe_mr *mr, u64 iova, u64 length)
 {
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	unsigned long va = rxe_odp_va(mr, iova), block_end, npages;
-	struct page *page;
+	int err;
 
 	if (!length || va < ib_umem_start(umem_odp) ||
 	    va >= ib_umem_end(umem_odp))
 		return;
-	read_lock(&mr->odp_mtt_lock);
-	page = rxe_odp_lookup(mr, va, true);
-	read_unlock(&mr->odp_mtt_lock);
-	if (page)
+	if (rxe_odp_writable(mr, va))
 		return;
 
 	block_end = min(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE) + RXE_ODP_FAULT_SIZE,
 			ib_umem_end(umem_odp));
 	length = min_t(u64, length, block_end - va);
-	rxe_odp_map(mr, ALIGN_DOWN(va, PAGE_SIZE), PAGE_ALIGN(va + length),
-		    ODP_READ_ALLOWED_BIT | ODP_WRITE_ALLOWED_BIT, true, &npages);
+	err = rxe_odp_map(mr, ALIGN_DOWN(va, PAGE_SIZE), PAGE_ALIGN(va + length),
+			  ODP_READ_ALLOWED_BIT | ODP_WRITE_ALLOWED_BIT, true,
+			  &npages);
+	trace_rxe_odp_fault(mr->elem.index, mr->lkey, va, length, true, err);
 }
 
 /*
@@ -629,6 +735,8 @@ int rxe_odp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 		return PTR_ERR(umem_odp);
 	}
 
+	/* rxe reports the pages it writes, no more (see the top of the file) */
+	ib_umem_odp_track_dirty(umem_odp);
 	/* No entry is valid before the first fault: no invalidation yet. */
 	umem_odp->private = mr;
 	mr->umem = &umem_odp->umem;
@@ -665,9 +773,16 @@ void rxe_odp_mr_cleanup(struct rxe_mr *mr)
 {
 	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	struct rxe_dev *rxe = to_rdev(mr->ibmr.device);
+	struct rxe_odp_dirty_run run = { .umem_odp = umem_odp };
 	struct ib_umem_odp_counters c;
+	unsigned long index;
+	void *entry;
 
+	/* The pages written are dirtied as the mirror unmaps them. */
 	ib_umem_odp_lock(umem_odp);
+	xa_for_each(&mr->odp_mtt, index, entry)
+		rxe_odp_dirty_add(&run, index, entry);
+	rxe_odp_dirty_flush(&run);
 	ib_umem_odp_unmap_dma_pages(umem_odp, ib_umem_start(umem_odp),
 				    ib_umem_end(umem_odp));
 	ib_umem_odp_unlock(umem_odp);
