@@ -301,8 +301,13 @@ static void violation(unsigned long *counter, struct fz *f, const char *fmt, ...
 static void violation(unsigned long *counter, struct fz *f, const char *fmt, ...)
 {
 	va_list ap;
+	static unsigned long printed;
 
 	(*counter)++;
+	if (printed++ == 50)
+		printf("# (more violations are counted, not printed)\n");
+	if (printed > 50)
+		return;
 	printf("# VIOLATION (seed %" PRIu64 ", %sop %lu): ", seed, f && f->child ? "child " : "",
 	       f ? f->op : 0);
 	va_start(ap, fmt);
@@ -333,12 +338,16 @@ static bool in_set(int e, const int *set)
 
 static const char *ename(int e)
 {
-	static char buf[16];
+	static char buf[4][16];
+	static unsigned int n;
+	char *b = buf[n++ % 4];
 
 	if (!e)
 		return "0";
-	snprintf(buf, sizeof(buf), "%s", strerrorname_np(e) ? strerrorname_np(e) : "?");
-	return buf;
+	if (strerrorname_np(e))
+		return strerrorname_np(e);
+	snprintf(b, sizeof(buf[0]), "errno %d", e);
+	return b;
 }
 
 /* ---- address safety ----------------------------------------------------- */
@@ -861,7 +870,8 @@ static int sge_verdict(struct fz *f, unsigned int advice, const struct ibv_sge *
 		return EINVAL;
 	/* the umem: [0, TASK_SIZE) for an implicit MR */
 	end = m->implicit ? TASK_SIZE_X86 : m->addr + m->len;
-	if (s->addr > end || s->length > end - s->addr) {
+	if (s->addr >= end || s->length > end - s->addr) {
+		/* nothing to prefetch at or past the end: either answer */
 		if (!s->length)
 			*zero_past = true;
 		return s->length ? EINVAL : 0;
