@@ -1481,8 +1481,9 @@ static void run_ops(struct fz *f, long deadline, unsigned long max_ops)
 		case C_NCLS: break;
 		}
 		poll_some(f);
-		/* a drain now and then, at points the seed decides */
-		if (f->pair_err || rnd(f, 16) == 0)
+		/* a drain now and then, at points the seed decides (the draw comes
+		 * first, so that the sequence does not depend on completions) */
+		if (rnd(f, 16) == 0 || f->pair_err)
 			drain(f);
 	}
 	drain(f);
@@ -1654,13 +1655,17 @@ int main(int argc, char **argv)
 	printf("# odp_fuzz: seed %" PRIu64 " (replay: --seed %" PRIu64 "), %ld s%s, device %s%s\n",
 	       seed, seed, seconds, max_ops ? " or --ops limit" : "", dev_name,
 	       debug ? ", debug kernel" : "");
-	printf("# excluded op classes:");
-	for (int c = 0, any = 0; c < C_NCLS || (!any && printf(" none")); c++)
-		if (c < C_NCLS && !enabled[c]) {
-			printf(" %s", cls_name[c]);
-			any = 1;
-		}
-	printf("\n");
+	{
+		int any = 0;
+
+		printf("# excluded op classes:");
+		for (int c = 0; c < C_NCLS; c++)
+			if (!enabled[c]) {
+				printf(" %s", cls_name[c]);
+				any = 1;
+			}
+		printf("%s\n", any ? "" : " none");
+	}
 
 	if (map_region()) {
 		tap(false, "map the fuzz region at %#lx: %s", REGION_BASE, strerror(errno));
