@@ -1046,6 +1046,10 @@ static void hang_exit(struct fz *f, struct wr_ent *w, long waited)
 {
 	violation(&v_hang, f, "WR %" PRIu64 " (%s) did not complete in %ld ms (bound %ld ms)",
 		  w->id, w->desc, waited, wr_bound_ms);
+	/* a QP processes its WRs in order: the culprit may be a later one */
+	printf("# outstanding WRs of the pair:\n");
+	for (int i = 0; i < f->nwrs; i++)
+		printf("#   WR %" PRIu64 " %s\n", (uint64_t)(f->wrs[i].id & ~(1ULL << 63)), f->wrs[i].desc);
 	dump_hist();
 	if (f->child) {
 		fflush(stdout);
