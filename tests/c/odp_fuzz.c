@@ -287,6 +287,29 @@ static void logop(struct fz *f, const char *fmt, ...)
 		printf("# %s\n", h);
 }
 
+/*
+ * The kernel log gets the seed and progress marks: when the kernel panics,
+ * the console tail that vm-run prints is all that is left (the test's own
+ * output may still sit in a pipe).
+ */
+static void kmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void kmsg(const char *fmt, ...)
+{
+	char buf[256];
+	int fd = open("/dev/kmsg", O_WRONLY), n;
+	va_list ap;
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, buf, n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1) < 0) {
+		/* nothing to do */
+	}
+	close(fd);
+}
+
 static void dump_hist(void)
 {
 	unsigned long i = hist_n > HIST ? hist_n - HIST : 0;
@@ -1404,6 +1427,8 @@ static long fork_round(struct fz *f, bool calib)
 	if (!calib)
 		n_children++;
 	logop(f, "fork: child %d seed %#" PRIx64 "%s", pid, cseed, calib ? " (calibration)" : "");
+	if (!calib)
+		kmsg("odp_fuzz: seed %" PRIu64 " op %lu: child %d\n", seed, f->op, pid);
 	t0 = now_ms();
 	while (waitpid(pid, &status, WNOHANG) == 0) {
 		if (now_ms() - t0 > child_bound_ms) {
@@ -1462,6 +1487,8 @@ static void run_ops(struct fz *f, long deadline, unsigned long max_ops)
 
 		if (!f->child)
 			cls_ops[c]++;
+		if (!f->child && !(f->op % 256))
+			kmsg("odp_fuzz: seed %" PRIu64 " at op %lu\n", seed, f->op);
 		switch (c) {
 		case C_REG: op_reg(f); break;
 		case C_REG_IMPLICIT: op_reg_implicit(f); break;
@@ -1656,6 +1683,7 @@ int main(int argc, char **argv)
 		seed %= 1000000000000ULL;
 	}
 	f.rng = splitmix(seed);
+	kmsg("odp_fuzz: seed %" PRIu64 " (replay: odp_fuzz --seed %" PRIu64 ")\n", seed, seed);
 	printf("# odp_fuzz: seed %" PRIu64 " (replay: --seed %" PRIu64 "), %ld s%s, device %s%s\n",
 	       seed, seed, seconds, max_ops ? " or --ops limit" : "", dev_name,
 	       debug ? ", debug kernel" : "");
