@@ -456,15 +456,26 @@ static void t_counts(void)
 	diag("per-page map: %llu pages, %llu map calls, %llu IOTLB flushes, %llu inv descs",
 	     (unsigned long long)base.pages, (unsigned long long)base.map.iommu_maps,
 	     (unsigned long long)base.map.iotlb_syncs, (unsigned long long)base.map.inv_descs);
-	tap(f.pages == 512 && f.map.iotlb_syncs == 1 && f.map.inv_descs == 1 &&
+	/*
+	 * The design guarantees one IOTLB sync per batched fault and one
+	 * flush per unmap (the mirror's dma_syncs / dma_flushes and the VT-d
+	 * driver's flush requests); how many invalidation descriptors the
+	 * driver queues for one flush is the IOMMU's detail (one in QEMU's
+	 * caching mode), printed only.
+	 */
+	diag("unmap: %llu IOTLB flushes, %llu inv descs; mirror: %llu dma_flushes",
+	     (unsigned long long)u.unmap.iotlb_syncs, (unsigned long long)u.unmap.inv_descs,
+	     (unsigned long long)(s1.dma_flushes - s0.dma_flushes));
+	tap(f.pages == 512 && f.map.iotlb_syncs == 1 &&
 	    s1.dma_syncs - s0.dma_syncs == 1 &&
 	    f.map.iommu_maps == s1.dma_maps - s0.dma_maps &&
 	    f.map.iommu_maps >= 1 && f.map.iommu_maps <= 512,
-	    "batched fault of 512 pages: one IOTLB sync, one invalidation descriptor, one map call per contiguous run (%llu)",
+	    "batched fault of 512 pages: one IOTLB sync (mirror dma_syncs %llu, driver %llu), one map call per contiguous run (%llu)",
+	    (unsigned long long)(s1.dma_syncs - s0.dma_syncs), (unsigned long long)f.map.iotlb_syncs,
 	    (unsigned long long)f.map.iommu_maps);
-	tap(u.pages == 512 && u.unmap.iotlb_syncs == 1 && u.unmap.inv_descs == 1,
-	    "unmap of the 512 pages: one IOTLB flush, one invalidation descriptor (%llu, %llu)",
-	    (unsigned long long)u.unmap.iotlb_syncs, (unsigned long long)u.unmap.inv_descs);
+	tap(u.pages == 512 && u.unmap.iotlb_syncs == 1 && s1.dma_flushes - s0.dma_flushes == 1,
+	    "unmap of the 512 pages: one flush (mirror dma_flushes %llu, driver IOTLB flushes %llu)",
+	    (unsigned long long)(s1.dma_flushes - s0.dma_flushes), (unsigned long long)u.unmap.iotlb_syncs);
 	tap(base.pages == 512 && base.map.iommu_maps == 512 &&
 	    base.map.iotlb_syncs == 512 && base.unmap.iotlb_syncs == 512,
 	    "per-page baseline of the same pages: 512 map calls, 512 IOTLB syncs, 512 flushes on unmap (%llu %llu %llu)",

@@ -43,7 +43,9 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 		      uint32_t flags, struct ibv_sge *sg_list,
 		      uint32_t num_sge);
 
-#define PAGE	4096UL
+/* ODP pages are CPU pages; a fault or prefetch chunk is 2 MiB */
+static unsigned long page_size;
+#define PAGE	page_size
 #define CHUNK	(2UL << 20)
 #define N	16			/* pages of the explicit MR */
 #define FLUSH	IBV_ADVISE_MR_FLAG_FLUSH
@@ -405,7 +407,7 @@ static void explicit_script(struct rdma_ctx *r, struct rdma_pair *p)
 static void implicit_script(struct rdma_ctx *r, struct rdma_pair *p)
 {
 	const size_t len = 2 * CHUNK, wlen = 64 << 10;
-	const long long cp = CHUNK / PAGE;	/* 512 pages per chunk */
+	const long long cp = CHUNK / PAGE;	/* ODP pages per chunk */
 	const long long wp = wlen / PAGE;	/* pages of the RDMA WRITE */
 	long long total[NDEV] = { 5, 3 * cp, 2, 3 * cp, 4 * cp, 0 };
 	unsigned char *b = map_aligned(len);
@@ -432,11 +434,11 @@ static void implicit_script(struct rdma_ctx *r, struct rdma_pair *p)
 
 	st = advise(mr, PF_W, FLUSH, b, len);
 	tap(st == 0, "implicit: sync write prefetch of 4 MiB returns %d", st);
-	expect_mr(mr, "implicit: 4 MiB write prefetch is 2 faults of 512 pages",
+	expect_mr(mr, "implicit: 4 MiB write prefetch is 2 faults of CHUNK / PAGE pages",
 		  2, 2 * cp, 0, 0, 2 * cp, 0, 2 * cp);
 	st = mr_cnt(mr->lkey, &c);
 	tap(!st && c.v[MIRROR_BYTES] > empty_bytes,
-	    "implicit: mirror of 1024 pages uses %lld bytes", c.v[MIRROR_BYTES]);
+	    "implicit: mirror of %lld pages uses %lld bytes", 2 * cp, c.v[MIRROR_BYTES]);
 
 	st = rdma_write_pattern(r, p, b, mr->rkey, wlen, 0x33);
 	tap(st == 0 && all_bytes(b, wlen, 0x33),
@@ -453,7 +455,7 @@ static void implicit_script(struct rdma_ctx *r, struct rdma_pair *p)
 	}
 	madvise(b + CHUNK, CHUNK, MADV_NOHUGEPAGE);
 	madvise(b + CHUNK, CHUNK, MADV_DONTFORK);
-	expect_mr(mr, "implicit: munmap of 2 MiB is 1 invalidation of 512 pages",
+	expect_mr(mr, "implicit: munmap of 2 MiB is 1 invalidation of CHUNK / PAGE pages",
 		  2, 2 * cp, 1, cp, 2 * cp, 0, cp);
 
 	st = rdma_write_pattern(r, p, b + CHUNK, mr->rkey, wlen, 0x44);
@@ -465,11 +467,11 @@ static void implicit_script(struct rdma_ctx *r, struct rdma_pair *p)
 
 	st = advise(mr, PF, FLUSH, b, len);
 	tap(st == 0, "implicit: sync prefetch of present memory returns %d", st);
-	expect_mr(mr, "implicit: prefetch of present pages: 2 faults, 1024 prefetched",
+	expect_mr(mr, "implicit: prefetch of present pages: 2 faults, 2 x CHUNK / PAGE prefetched",
 		  5, 3 * cp, 1, cp, 4 * cp, 0, 2 * cp);
 
 	munmap(b, len);
-	expect_mr(mr, "implicit: munmap of everything is 1 invalidation of 1024 pages",
+	expect_mr(mr, "implicit: munmap of everything is 1 invalidation of 2 x CHUNK / PAGE pages",
 		  5, 3 * cp, 2, 3 * cp, 4 * cp, 0, 0);
 	st = mr_cnt(mr->lkey, &c);
 	tap(!st && c.v[MIRROR_BYTES] == empty_bytes,
@@ -686,7 +688,9 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		dev = argv[1];
+	page_size = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("# page size %lu, %lu pages per %lu KiB chunk\n", PAGE, CHUNK / PAGE, CHUNK >> 10);
 	if (rdma_open(&r, dev, 1) || rdma_pair_create(&r, &p)) {
 		printf("not ok 1 cannot open %s\n1..1\n", dev);
 		return 1;

@@ -48,10 +48,14 @@ echo 0 > $tr/events/rxe/enable
 grep -c 'rxe_odp_' $tr/trace | sed 's/^/trace events: /'
 grep 'rxe_odp_' $tr/trace | sed 's/^ *//' | head -20
 check() { grep -Eq "$1" $tr/trace || fail "no trace line matching: $1"; }
-# 4 MiB write prefetch: two chunks of 512 pages
-n=$(grep -Ec 'rxe_odp_prefetch: .* len=2097152 advice=prefetch_write pages=512 err=0' $tr/trace)
-[ "$n" = 2 ] || fail "expected 2 write-prefetch chunks of 512 pages, saw $n"
+# A fault or prefetch chunk is 2 MiB of CPU pages (MTT entries are CPU pages too)
+chunk=$((2 * 1024 * 1024))
+cp=$((chunk / $(getconf PAGESIZE)))
+echo "page size $(getconf PAGESIZE): $cp pages per chunk"
+# 4 MiB write prefetch: two chunks
+n=$(grep -Ec "rxe_odp_prefetch: .* len=$chunk advice=prefetch_write pages=$cp err=0" $tr/trace)
+[ "$n" = 2 ] || fail "expected 2 write-prefetch chunks of $cp pages, saw $n"
 check 'rxe_odp_fault: .* write=1 err=0'
-check 'rxe_odp_invalidate: .* zapped=512$'
-check 'rxe_odp_invalidate: .* zapped=1024$'
+check "rxe_odp_invalidate: .* zapped=$cp\$"
+check "rxe_odp_invalidate: .* zapped=$((2 * cp))\$"
 echo > $tr/trace

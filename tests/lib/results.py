@@ -5,7 +5,14 @@
       FORMAT: tap (KTAP/KUnit from dmesg, kselftest, our TAP tests)
               unittest (python unittest -v, e.g. rdma-core's pyverbs suite)
       STATUS: exit status of the run (vm-run's: 124 timeout, 125 kernel
-              report, 126 VM failure)
+              report, 126 VM failure).  A non-zero status fails the suite
+              ('[exit]') unless a case failed, or it is FAILED_STATUS (1, the
+              status of kselftest, unittest and our TAP programs when a case
+              failed) and a listed expected failure did fail.
+      unittest: the final 'Ran N tests' line must be there.
+      TAP: the top-level plan ('1..N', summed over top-level plans, e.g. one
+      per KUnit module) must be there and match the top-level results, else
+      '[plan]' fails: a run that died half-way is not a pass.
       Appends one line per case to RESULTS: suite<TAB>case<TAB>result<TAB>note
   results.py summary RESULTS
       Prints failures and skips, then 'N passed, N failed, N skipped';
@@ -15,8 +22,13 @@ import re
 import sys
 
 TS = re.compile(r'^\[\s*\d+\.\d+\]\s?')
+PLAN = re.compile(r'^(\s*)1\.\.(\d+)\s*(#.*)?$')
+# The exit status of a test program whose cases ran and some failed
+# (kselftest's KSFT_FAIL, unittest, tap_done()).
+FAILED_STATUS = 1
 TAP = re.compile(r'^(\s*)(not ok|ok)\s+\d+\s*-?\s*([^#]*?)\s*(#\s*(.*))?$')
 UT_START = re.compile(r'^(test\S*) \((\S+)\)')
+UT_RAN = re.compile(r'^Ran \d+ tests? in ')
 UT_RESULT = re.compile(r"\.\.\. (ok|FAIL|ERROR|skipped (.*)|expected failure|unexpected success)$")
 
 
@@ -48,6 +60,33 @@ def parse_tap(lines):
             res, note = ('pass' if ok else 'fail'), directive
         out.append((m.group(3).strip(), res, note))
     return out
+
+
+def check_tap_plan(lines):
+    """None if the top-level plan matches the top-level results, else why not.
+
+    Top level is the least indented TAP line (KUnit nests suites and cases
+    under one '1..1' per module; kselftest and our programs are flat)."""
+    plans, results = [], []
+    for raw in lines:
+        line = TS.sub('', raw.rstrip('\n'))
+        m = PLAN.match(line)
+        if m:
+            plans.append((len(m.group(1).expandtabs()), int(m.group(2))))
+            continue
+        m = TAP.match(line)
+        if m:
+            results.append(len(m.group(1).expandtabs()))
+    if not results:
+        return None             # reported as "no test results found"
+    top = min(results)
+    planned = [n for ind, n in plans if ind == top]
+    ran = sum(1 for ind in results if ind == top)
+    if not planned:
+        return 'no TAP plan (1..N): the run ended before its end, %d top-level results' % ran
+    if sum(planned) != ran:
+        return '%d top-level results for a plan of %d' % (ran, sum(planned))
+    return None
 
 
 def parse_unittest(lines):
@@ -104,13 +143,26 @@ def cmd_parse(fmt, suite, log, status, results, expected=None):
         rows.append((suite, name, res, note))
     vm_reasons = {124: 'time limit passed', 125: 'guest kernel reported a problem',
                   126: 'the VM failed'}
+    failed = any(r[2] == 'fail' for r in rows)
+    expected_failed = any(r[3].startswith('expected failure: ') for r in rows)
     if status in vm_reasons:
         rows.append((suite, '[vm]', 'fail', vm_reasons[status]))
     elif not cases:
         rows.append((suite, '[results]', 'fail', 'no test results found (exit status %d)' % status))
-    elif status != 0 and not any(r[2] == 'fail' for r in rows) and \
-            not any(r[3].startswith('expected failure: ') for r in rows):
-        rows.append((suite, '[exit]', 'fail', 'exit status %d' % status))
+    elif status != 0 and not failed and not (status == FAILED_STATUS and expected_failed):
+        why = 'exit status %d' % status
+        if expected_failed:
+            why += ' (only %d means "a case failed", which the expected failures explain)' % FAILED_STATUS
+        rows.append((suite, '[exit]', 'fail', why))
+    if fmt == 'tap' and cases:
+        why = check_tap_plan(lines)
+    elif cases:
+        # unittest prints 'Ran N tests in S' once the whole run ended
+        why = None if any(UT_RAN.match(l) for l in lines) else \
+            "no 'Ran N tests' line: the run ended before its end"
+    if cases:
+        if why:
+            rows.append((suite, '[plan]', 'fail', why))
     with open(results, 'a') as f:
         for r in rows:
             f.write('\t'.join(x.replace('\t', ' ') for x in r) + '\n')
