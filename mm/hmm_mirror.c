@@ -989,7 +989,8 @@ int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
 	mirror->end = end;
 	mirror->page_shift = page_shift;
 	mutex_init(&mirror->lock);
-	xa_init(&mirror->leaves);
+	/* charged to the memory cgroup of the faulting context */
+	xa_init_flags(&mirror->leaves, XA_FLAGS_ACCOUNT);
 
 	/*
 	 * The lock is taken by invalidations, which reclaim can run: teach

@@ -102,9 +102,12 @@
 /* Asynchronous prefetches (ibv_advise_mr() without the flush flag) */
 static struct workqueue_struct *rxe_odp_wq;
 
-/* xarray pointer tags of MTT entries */
+/*
+ * xarray pointer tags of MTT entries (0, 1 and 3 only: an entry tagged 2
+ * would be an xarray internal entry)
+ */
 #define RXE_ODP_WRITABLE	1UL	/* the device may write the page */
-#define RXE_ODP_WRITTEN		2UL	/* ... and has written it */
+#define RXE_ODP_WRITTEN		3UL	/* ... and has written it */
 
 static inline unsigned long rxe_odp_va(struct rxe_mr *mr, u64 iova)
 {
@@ -168,7 +171,12 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 		zapped++;
 		if (++batch == RXE_ODP_ZAP_BATCH) {
 			batch = 0;
-			xas_pause(&xas);
+			/*
+			 * Not xas_pause(): when the store freed the node, 6.12's
+			 * xas_pause() steps a whole node of the parent from
+			 * the index and skips the next node's entries.
+			 */
+			xas_set(&xas, xas.xa_index + 1);
 			xas_unlock(&xas);
 			write_unlock(&mr->odp_mtt_lock);
 			cond_resched();
@@ -298,7 +306,8 @@ static void rxe_odp_release_unfilled(struct rxe_mr *mr, unsigned long start,
 			continue;
 		xas_store(&xas, NULL);
 		if (need_resched()) {
-			xas_pause(&xas);
+			/* not xas_pause(): see rxe_odp_invalidate() */
+			xas_set(&xas, xas.xa_index + 1);
 			xas_unlock(&xas);
 			cond_resched();
 			xas_lock(&xas);
@@ -720,7 +729,8 @@ int rxe_odp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 		return -EOPNOTSUPP;
 
 	rxe_mr_init(access, mr);
-	xa_init(&mr->odp_mtt);
+	/* nodes allocated under the xa_lock are charged too */
+	xa_init_flags(&mr->odp_mtt, XA_FLAGS_ACCOUNT);
 	rwlock_init(&mr->odp_mtt_lock);
 
 	if (!start && length == U64_MAX)
