@@ -274,7 +274,7 @@ static void edu_dma_start(struct edu_file *ef, dma_addr_t ram, u32 dev_off,
 {
 	struct edu_dev *edu = ef->edu;
 
-	lockdep_assert_held(&ef->mirror.lock);
+	hmm_mirror_lockdep_assert_held(&ef->mirror);
 	mutex_lock(&edu->dma_lock);
 	edu_wait_idle(edu);	/* a transfer of another file */
 	if (to_ram) {
@@ -432,7 +432,7 @@ static int edu_ioctl_fault(struct edu_file *ef, struct edu_mirror_cmd *cmd)
 		return ret;
 
 	hmm_mirror_lock(&ef->mirror);
-	before = ef->mirror.nr_valid;
+	before = hmm_mirror_nr_valid(&ef->mirror);
 	hmm_mirror_unlock(&ef->mirror);
 
 	edu_count_begin(&cmd->map);
@@ -441,7 +441,7 @@ static int edu_ioctl_fault(struct edu_file *ef, struct edu_mirror_cmd *cmd)
 	edu_count_end(&cmd->map);
 	if (ret)
 		return ret;
-	cmd->pages = ef->mirror.nr_valid - before;
+	cmd->pages = hmm_mirror_nr_valid(&ef->mirror) - before;
 	hmm_mirror_unlock(&ef->mirror);
 	return 0;
 }
@@ -463,9 +463,9 @@ static int edu_ioctl_unmap(struct edu_file *ef, struct edu_mirror_cmd *cmd)
 	edu_count_begin(&cmd->unmap);
 	hmm_mirror_lock(&ef->mirror);
 	/* No transfer of ours runs with the lock held, see invalidate */
-	before = ef->mirror.nr_valid;
+	before = hmm_mirror_nr_valid(&ef->mirror);
 	hmm_mirror_unmap(&ef->mirror, cmd->addr, cmd->addr + cmd->len);
-	cmd->pages = before - ef->mirror.nr_valid;
+	cmd->pages = before - hmm_mirror_nr_valid(&ef->mirror);
 	hmm_mirror_unlock(&ef->mirror);
 	edu_count_end(&cmd->unmap);
 	return 0;
@@ -548,7 +548,7 @@ static int edu_ioctl_init(struct edu_file *ef, void __user *uarg)
 	ef->mm = current->mm;
 	ef->initialised = true;
 
-	init.dma_mode = ef->mirror.dma_mode;
+	init.dma_mode = hmm_mirror_dma_mode(&ef->mirror);
 	if (copy_to_user(uarg, &init, sizeof(init)))
 		return -EFAULT;
 	return 0;
@@ -556,16 +556,17 @@ static int edu_ioctl_init(struct edu_file *ef, void __user *uarg)
 
 static void edu_ioctl_stats(struct edu_file *ef, struct edu_mirror_stats *s)
 {
-	struct hmm_mirror_stats *ms = &ef->mirror.stats;
+	struct hmm_mirror_counters mc;
 
+	hmm_mirror_read_counters(&ef->mirror, &mc);
 	memset(s, 0, sizeof(*s));
-	s->faults = atomic64_read(&ms->faults);
-	s->pages_faulted = atomic64_read(&ms->pages_faulted);
-	s->invalidations = atomic64_read(&ms->invalidations);
-	s->pages_invalidated = atomic64_read(&ms->pages_invalidated);
-	s->dma_maps = atomic64_read(&ms->dma_maps);
-	s->dma_syncs = atomic64_read(&ms->dma_syncs);
-	s->dma_flushes = atomic64_read(&ms->dma_flushes);
+	s->faults = mc.faults;
+	s->pages_faulted = mc.pages_faulted;
+	s->invalidations = mc.invalidations;
+	s->pages_invalidated = mc.pages_invalidated;
+	s->dma_maps = mc.dma_maps;
+	s->dma_syncs = mc.dma_syncs;
+	s->dma_flushes = mc.dma_flushes;
 	s->dma_started = atomic64_read(&ef->dma_started);
 	s->dma_refused = atomic64_read(&ef->dma_refused);
 	s->inval_calls = atomic64_read(&ef->inval_calls);

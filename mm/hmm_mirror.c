@@ -11,6 +11,8 @@
  *
  * See Documentation/mm/hmm_mirror.rst.
  */
+#include <kunit/static_stub.h>
+#include <kunit/visibility.h>
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/export.h>
@@ -76,11 +78,6 @@ struct hmm_mirror_batch {
 	unsigned long maps;	/* DMA map operations, for stats.dma_maps */
 };
 
-static unsigned long hmm_mirror_pgsize(struct hmm_mirror *mirror)
-{
-	return 1UL << mirror->page_shift;
-}
-
 /* Index of the mirror page that holds @addr */
 static unsigned long hmm_mirror_index(struct hmm_mirror *mirror,
 				      unsigned long addr)
@@ -143,8 +140,8 @@ static bool hmm_mirror_clip(struct hmm_mirror *mirror, unsigned long *start,
 	if (s >= e)
 		return false;
 	/* mirror->start and mirror->end are aligned, so this stays inside */
-	*start = ALIGN_DOWN(s, hmm_mirror_pgsize(mirror));
-	*end = ALIGN(e, hmm_mirror_pgsize(mirror));
+	*start = ALIGN_DOWN(s, hmm_mirror_page_size(mirror));
+	*end = ALIGN(e, hmm_mirror_page_size(mirror));
 	return true;
 }
 
@@ -331,7 +328,7 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 				dma_unmap_page(mirror->dma_dev,
 					       phys_to_dma(mirror->dma_dev,
 							   hmm_mirror_entry_phys(entry)),
-					       hmm_mirror_pgsize(mirror),
+					       hmm_mirror_page_size(mirror),
 					       DMA_BIDIRECTIONAL);
 				break;
 			case HMM_MIRROR_DMA_NONE:
@@ -445,7 +442,7 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 			      struct hmm_range *range,
 			      struct hmm_mirror_pool *pool)
 {
-	unsigned long pgsize = hmm_mirror_pgsize(mirror);
+	unsigned long pgsize = hmm_mirror_page_size(mirror);
 	/* A racing fault may take them first: populate then says -EAGAIN. */
 	unsigned int spares = READ_ONCE(mirror->nr_spare_leaves);
 	unsigned long addr = range->start;
@@ -644,13 +641,13 @@ static int hmm_mirror_map_page(struct hmm_mirror *mirror,
 		return 0;
 	case HMM_MIRROR_DMA_DIRECT:
 		dma = dma_map_page(dev, pfn_to_page(PHYS_PFN(phys)), 0,
-				   hmm_mirror_pgsize(mirror), DMA_BIDIRECTIONAL);
+				   hmm_mirror_page_size(mirror), DMA_BIDIRECTIONAL);
 		if (dma_mapping_error(dev, dma))
 			return -ENOMEM;
 		batch->maps++;
 		/* Checked at init: the device does not bounce */
 		if (WARN_ON_ONCE(dma != phys_to_dma(dev, phys))) {
-			dma_unmap_page(dev, dma, hmm_mirror_pgsize(mirror),
+			dma_unmap_page(dev, dma, hmm_mirror_page_size(mirror),
 				       DMA_BIDIRECTIONAL);
 			return -EOPNOTSUPP;
 		}
@@ -698,7 +695,7 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 			       struct hmm_range *range, unsigned int flags,
 			       struct hmm_mirror_pool *pool)
 {
-	unsigned long pgsize = hmm_mirror_pgsize(mirror);
+	unsigned long pgsize = hmm_mirror_page_size(mirror);
 	unsigned long step = pgsize >> PAGE_SHIFT;
 	unsigned long npfns = (range->end - range->start) >> PAGE_SHIFT;
 	unsigned long index = hmm_mirror_index(mirror, range->start);
@@ -776,6 +773,18 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 	return ret;
 }
 
+/*
+ * Runs between hmm_range_fault() and taking the lock, where a racing
+ * invalidation must make the fault start over: KUnit replaces it with
+ * kunit_activate_static_stub() to make one happen there.  Does nothing
+ * otherwise.
+ */
+VISIBLE_IF_KUNIT void hmm_mirror_fault_test_hook(struct hmm_mirror *mirror)
+{
+	KUNIT_STATIC_STUB_REDIRECT(hmm_mirror_fault_test_hook, mirror);
+}
+EXPORT_SYMBOL_IF_KUNIT(hmm_mirror_fault_test_hook);
+
 /**
  * hmm_mirror_fault() - mirror part of the address space, and lock the mirror
  * @mirror: the mirror
@@ -829,8 +838,8 @@ int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
 		goto out;
 	}
 
-	range.start = ALIGN_DOWN(addr, hmm_mirror_pgsize(mirror));
-	range.end = ALIGN(end, hmm_mirror_pgsize(mirror));
+	range.start = ALIGN_DOWN(addr, hmm_mirror_page_size(mirror));
+	range.end = ALIGN(end, hmm_mirror_page_size(mirror));
 	if (!(flags & HMM_MIRROR_FAULT_SNAPSHOT)) {
 		range.default_flags = HMM_PFN_REQ_FAULT;
 		if (flags & HMM_MIRROR_FAULT_WRITE)
@@ -879,10 +888,7 @@ int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
 		if (ret)
 			break;
 
-#if IS_ENABLED(CONFIG_HMM_MIRROR_KUNIT_TEST)
-		if (mirror->test_hook)
-			mirror->test_hook(mirror);
-#endif
+		hmm_mirror_fault_test_hook(mirror);
 
 		mutex_lock(&mirror->lock);
 		if (mmu_interval_read_retry(&mirror->notifier,
@@ -1150,7 +1156,7 @@ static dma_addr_t hmm_mirror_dma(struct hmm_mirror *mirror,
 dma_addr_t hmm_mirror_entry_dma(struct hmm_mirror *mirror, unsigned long addr,
 				u64 entry)
 {
-	unsigned long offset = addr & (hmm_mirror_pgsize(mirror) - 1);
+	unsigned long offset = addr & (hmm_mirror_page_size(mirror) - 1);
 	struct hmm_mirror_leaf *leaf = NULL;
 	unsigned long index;
 
@@ -1275,6 +1281,30 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 	return 0;
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_walk);
+
+/**
+ * hmm_mirror_read_counters() - read the event counters of a mirror
+ * @mirror: the mirror
+ * @counters: filled with the current values
+ *
+ * The counters are read one by one, without locking.
+ */
+void hmm_mirror_read_counters(struct hmm_mirror *mirror,
+			      struct hmm_mirror_counters *counters)
+{
+	struct hmm_mirror_stats *st = &mirror->stats;
+
+	counters->faults = atomic64_read(&st->faults);
+	counters->pages_faulted = atomic64_read(&st->pages_faulted);
+	counters->invalidations = atomic64_read(&st->invalidations);
+	counters->pages_invalidated = atomic64_read(&st->pages_invalidated);
+	counters->retries = atomic64_read(&st->retries);
+	counters->fault_errors = atomic64_read(&st->fault_errors);
+	counters->dma_maps = atomic64_read(&st->dma_maps);
+	counters->dma_syncs = atomic64_read(&st->dma_syncs);
+	counters->dma_flushes = atomic64_read(&st->dma_flushes);
+}
+EXPORT_SYMBOL_GPL(hmm_mirror_read_counters);
 
 /**
  * hmm_mirror_metadata_bytes() - memory used by a mirror's page table

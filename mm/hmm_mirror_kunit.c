@@ -7,6 +7,7 @@
  * invalidations come from real munmap() and mmap(MAP_FIXED) calls.
  */
 #include <kunit/device.h>
+#include <kunit/static_stub.h>
 #include <kunit/test.h>
 #include <linux/delay.h>
 #include <linux/device.h>
@@ -702,9 +703,9 @@ static void hmm_mirror_test_race_retry(struct kunit *test)
 	fault_ok(test, tm, addr + PAGE_SIZE, PAGE_SIZE, 0);
 
 	tm->hook_addr = addr;
-	m->test_hook = race_hook;
+	kunit_activate_static_stub(test, hmm_mirror_fault_test_hook, race_hook);
 	fault_ok(test, tm, addr, 2 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
-	m->test_hook = NULL;
+	kunit_deactivate_static_stub(test, hmm_mirror_fault_test_hook);
 
 	KUNIT_EXPECT_EQ(test, tm->hook_ret, 0);
 	KUNIT_EXPECT_EQ(test, tm->hook_calls, 2);
@@ -721,9 +722,9 @@ static void hmm_mirror_test_race_retry(struct kunit *test)
 
 	/* again, now with page 0 mirrored when the hook replaces it */
 	tm->hook_calls = 0;
-	m->test_hook = race_hook;
+	kunit_activate_static_stub(test, hmm_mirror_fault_test_hook, race_hook);
 	fault_ok(test, tm, addr, 2 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
-	m->test_hook = NULL;
+	kunit_deactivate_static_stub(test, hmm_mirror_fault_test_hook);
 	KUNIT_EXPECT_EQ(test, stat(&m->stats.retries), 2);
 	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 1);
 	KUNIT_EXPECT_EQ(test, tm->inv_start, addr);
@@ -1258,3 +1259,4 @@ kunit_test_suite(hmm_mirror_test_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the HMM mirror");
 MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);

@@ -116,12 +116,10 @@ enum hmm_mirror_dma_mode {
  * @spare_leaves: empty leaves kept, with their IOVA ranges, for later faults
  * @nr_spare_leaves: number of leaves in @spare_leaves
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
- * @stats: event counters
- * @test_hook: KUnit only: called by hmm_mirror_fault() between
- *	hmm_range_fault() and taking the lock
+ * @stats: event counters (read them with hmm_mirror_read_counters())
  *
- * All fields are private to mm/hmm_mirror.c except where an accessor says
- * otherwise.
+ * All fields are private to mm/hmm_mirror.c: drivers use the accessors
+ * below (hmm_mirror_start(), hmm_mirror_nr_valid(), ...).
  */
 struct hmm_mirror {
 	struct mmu_interval_notifier notifier;
@@ -138,9 +136,30 @@ struct hmm_mirror {
 	unsigned int nr_spare_leaves;
 	enum hmm_mirror_dma_mode dma_mode;
 	struct hmm_mirror_stats stats;
-#if IS_ENABLED(CONFIG_HMM_MIRROR_KUNIT_TEST)
-	void (*test_hook)(struct hmm_mirror *mirror);
-#endif
+};
+
+/**
+ * struct hmm_mirror_counters - a snapshot of the event counters of a mirror
+ * @faults: see struct hmm_mirror_stats, as are all the other fields
+ * @pages_faulted: entries made valid by faults
+ * @invalidations: invalidations that found at least one valid entry
+ * @pages_invalidated: entries cleared by invalidations
+ * @retries: faults that raced with an invalidation and started over
+ * @fault_errors: failed hmm_mirror_fault() calls
+ * @dma_maps: DMA map operations
+ * @dma_syncs: IOTLB syncs after mapping
+ * @dma_flushes: IOTLB flushes after unmapping
+ */
+struct hmm_mirror_counters {
+	u64 faults;
+	u64 pages_faulted;
+	u64 invalidations;
+	u64 pages_invalidated;
+	u64 retries;
+	u64 fault_errors;
+	u64 dma_maps;
+	u64 dma_syncs;
+	u64 dma_flushes;
 };
 
 int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
@@ -200,6 +219,69 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 		    unsigned long end, hmm_mirror_walk_fn fn, void *priv);
 
 size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror);
+void hmm_mirror_read_counters(struct hmm_mirror *mirror,
+			      struct hmm_mirror_counters *counters);
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/* KUnit replaces it to race an invalidation with a fault (static stub) */
+void hmm_mirror_fault_test_hook(struct hmm_mirror *mirror);
+#endif
+
+/**
+ * hmm_mirror_lockdep_assert_held - lockdep check that a mirror is locked
+ * @mirror: the mirror
+ */
+static inline void hmm_mirror_lockdep_assert_held(struct hmm_mirror *mirror)
+{
+	lockdep_assert_held(&mirror->lock);
+}
+
+/**
+ * hmm_mirror_start - first address a mirror covers
+ * @mirror: an initialised mirror
+ *
+ * Return: the start of the mirrored range, aligned to the mirror page size.
+ */
+static inline unsigned long hmm_mirror_start(struct hmm_mirror *mirror)
+{
+	return mirror->start;
+}
+
+/**
+ * hmm_mirror_end - end of the range a mirror covers
+ * @mirror: an initialised mirror
+ *
+ * Return: the end (exclusive) of the mirrored range, aligned to the mirror
+ * page size.
+ */
+static inline unsigned long hmm_mirror_end(struct hmm_mirror *mirror)
+{
+	return mirror->end;
+}
+
+/**
+ * hmm_mirror_nr_valid - number of valid entries of a mirror
+ * @mirror: the mirror, locked or not
+ *
+ * Return: the number of valid entries; without the lock a snapshot that may
+ * already be stale.
+ */
+static inline unsigned long hmm_mirror_nr_valid(struct hmm_mirror *mirror)
+{
+	return READ_ONCE(mirror->nr_valid);
+}
+
+/**
+ * hmm_mirror_dma_mode - how a mirror makes pages reachable by its device
+ * @mirror: an initialised mirror
+ *
+ * Return: the mode hmm_mirror_init() chose for the mirror's DMA device.
+ */
+static inline enum hmm_mirror_dma_mode
+hmm_mirror_dma_mode(struct hmm_mirror *mirror)
+{
+	return mirror->dma_mode;
+}
 
 /**
  * hmm_mirror_entry_make - pack a physical address and flags into an entry

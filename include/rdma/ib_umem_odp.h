@@ -187,7 +187,7 @@ static inline void ib_umem_odp_unlock(struct ib_umem_odp *umem_odp)
  */
 static inline void ib_umem_odp_assert_locked(struct ib_umem_odp *umem_odp)
 {
-	lockdep_assert_held(&umem_odp->mirror.lock);
+	hmm_mirror_lockdep_assert_held(&umem_odp->mirror);
 }
 
 /**
@@ -214,7 +214,7 @@ static inline void ib_umem_odp_account_prefetch(struct ib_umem_odp *umem_odp,
 static inline unsigned long
 ib_umem_odp_mirror_pages(struct ib_umem_odp *umem_odp)
 {
-	return READ_ONCE(umem_odp->mirror.nr_valid);
+	return hmm_mirror_nr_valid(&umem_odp->mirror);
 }
 
 /**

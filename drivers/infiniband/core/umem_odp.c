@@ -57,9 +57,15 @@ static struct device *ib_umem_odp_dma_dev(struct ib_device *device)
 	return ib_uses_virt_dma(device) ? NULL : device->dma_device;
 }
 
+/*
+ * The common part of the three constructors: a umem of @device over @mm,
+ * owned by @tgid (a reference the umem takes), with no mirror yet.  Undone
+ * by ib_umem_odp_free() until the mirror is initialised.
+ */
 static struct ib_umem_odp *ib_umem_odp_alloc(struct ib_device *device,
 					     struct mm_struct *mm, int access,
-					     const struct ib_umem_odp_ops *ops)
+					     const struct ib_umem_odp_ops *ops,
+					     struct pid *tgid)
 {
 	struct ib_umem_odp *umem_odp;
 
@@ -67,6 +73,7 @@ static struct ib_umem_odp *ib_umem_odp_alloc(struct ib_device *device,
 	if (!umem_odp)
 		return NULL;
 
+	umem_odp->tgid = get_pid(tgid);
 	umem_odp->umem.ibdev = device;
 	umem_odp->umem.writable = ib_access_writable(access);
 	umem_odp->umem.owning_mm = mm;
@@ -78,15 +85,26 @@ static struct ib_umem_odp *ib_umem_odp_alloc(struct ib_device *device,
 	return umem_odp;
 }
 
+static void ib_umem_odp_free(struct ib_umem_odp *umem_odp)
+{
+	put_pid(umem_odp->tgid);
+	kfree(umem_odp);
+}
+
+/* The thread group leader of the current process */
+static struct pid *ib_umem_odp_current_tgid(void)
+{
+	return task_pid(current->group_leader);
+}
+
 /*
  * Cache the geometry of a freshly initialised mirror, so that ib_umem_start()
- * and friends are plain loads and drivers never look inside the mirror.  This
- * is the only place where the mirror's range is read.
+ * and friends are plain loads.
  */
 static void ib_umem_odp_set_range(struct ib_umem_odp *umem_odp)
 {
-	umem_odp->start = umem_odp->mirror.start;
-	umem_odp->end = umem_odp->mirror.end;
+	umem_odp->start = hmm_mirror_start(&umem_odp->mirror);
+	umem_odp->end = hmm_mirror_end(&umem_odp->mirror);
 }
 
 static int ib_umem_odp_init_range(struct ib_umem_odp *umem_odp,
@@ -205,23 +223,20 @@ struct ib_umem_odp *ib_umem_odp_get(struct ib_device *device,
 			return ERR_PTR(ret);
 	}
 
-	umem_odp = ib_umem_odp_alloc(device, mm, access, ops);
+	umem_odp = ib_umem_odp_alloc(device, mm, access, ops,
+				     ib_umem_odp_current_tgid());
 	if (!umem_odp)
 		return ERR_PTR(-ENOMEM);
 	umem_odp->umem.address = addr;
 	umem_odp->umem.length = size;
 	umem_odp->page_shift = page_shift;
-	umem_odp->tgid = get_task_pid(current->group_leader, PIDTYPE_PID);
 
 	ret = ib_umem_odp_init_range(umem_odp, mm, addr, end);
-	if (ret)
-		goto err_free;
+	if (ret) {
+		ib_umem_odp_free(umem_odp);
+		return ERR_PTR(ret);
+	}
 	return umem_odp;
-
-err_free:
-	put_pid(umem_odp->tgid);
-	kfree(umem_odp);
-	return ERR_PTR(ret);
 }
 EXPORT_SYMBOL(ib_umem_odp_get);
 
@@ -253,18 +268,17 @@ struct ib_umem_odp *ib_umem_odp_alloc_implicit(struct ib_device *device,
 	if (!mm)
 		return ERR_PTR(-EINVAL);
 
-	umem_odp = ib_umem_odp_alloc(device, mm, access, ops);
+	umem_odp = ib_umem_odp_alloc(device, mm, access, ops,
+				     ib_umem_odp_current_tgid());
 	if (!umem_odp)
 		return ERR_PTR(-ENOMEM);
 	umem_odp->is_implicit_odp = true;
-	umem_odp->tgid = get_task_pid(current->group_leader, PIDTYPE_PID);
 
 	ret = hmm_mirror_init_whole(&umem_odp->mirror, mm,
 				    ib_umem_odp_dma_dev(device),
 				    &ib_umem_odp_mirror_ops);
 	if (ret) {
-		put_pid(umem_odp->tgid);
-		kfree(umem_odp);
+		ib_umem_odp_free(umem_odp);
 		return ERR_PTR(ret);
 	}
 	ib_umem_odp_set_range(umem_odp);
@@ -303,13 +317,12 @@ struct ib_umem_odp *ib_umem_odp_alloc_child(struct ib_umem_odp *root,
 	if (!size || check_add_overflow(addr, (unsigned long)size, &end))
 		return ERR_PTR(-EINVAL);
 
-	umem_odp = ib_umem_odp_alloc(root->umem.ibdev, mm, 0, ops);
+	umem_odp = ib_umem_odp_alloc(root->umem.ibdev, mm, 0, ops, root->tgid);
 	if (!umem_odp)
 		return ERR_PTR(-ENOMEM);
 	umem_odp->umem.address = addr;
 	umem_odp->umem.length = size;
 	umem_odp->umem.writable = root->umem.writable;
-	umem_odp->tgid = get_pid(root->tgid);
 
 	/*
 	 * Registering a notifier needs a live mm; the root only keeps the mm
@@ -326,8 +339,7 @@ struct ib_umem_odp *ib_umem_odp_alloc_child(struct ib_umem_odp *root,
 	return umem_odp;
 
 err_free:
-	put_pid(umem_odp->tgid);
-	kfree(umem_odp);
+	ib_umem_odp_free(umem_odp);
 	return ERR_PTR(ret);
 }
 EXPORT_SYMBOL(ib_umem_odp_alloc_child);
@@ -345,12 +357,9 @@ EXPORT_SYMBOL(ib_umem_odp_alloc_child);
  */
 void ib_umem_odp_release(struct ib_umem_odp *umem_odp)
 {
-	ib_umem_odp_lock(umem_odp);
-	hmm_mirror_unmap(&umem_odp->mirror, umem_odp->start, umem_odp->end);
-	ib_umem_odp_unlock(umem_odp);
+	/* unmaps (and dirties) what is still mapped, then stops the notifier */
 	hmm_mirror_destroy(&umem_odp->mirror);
-	put_pid(umem_odp->tgid);
-	kfree(umem_odp);
+	ib_umem_odp_free(umem_odp);
 }
 EXPORT_SYMBOL(ib_umem_odp_release);
 
@@ -634,12 +643,13 @@ EXPORT_SYMBOL(ib_umem_odp_walk);
 void ib_umem_odp_get_counters(struct ib_umem_odp *umem_odp,
 			      struct ib_umem_odp_counters *counters)
 {
-	struct hmm_mirror_stats *stats = &umem_odp->mirror.stats;
+	struct hmm_mirror_counters mc;
 
-	counters->faults = atomic64_read(&stats->faults);
-	counters->pages_faulted = atomic64_read(&stats->pages_faulted);
-	counters->invalidations = atomic64_read(&stats->invalidations);
-	counters->pages_invalidated = atomic64_read(&stats->pages_invalidated);
+	hmm_mirror_read_counters(&umem_odp->mirror, &mc);
+	counters->faults = mc.faults;
+	counters->pages_faulted = mc.pages_faulted;
+	counters->invalidations = mc.invalidations;
+	counters->pages_invalidated = mc.pages_invalidated;
 	counters->prefetches = atomic64_read(&umem_odp->prefetches);
 	counters->fault_errors = atomic64_read(&umem_odp->fault_errors);
 }

@@ -59,7 +59,6 @@
  * destroyed ones had counted, so the two views always agree.
  */
 
-#include <linux/hmm_mirror.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
 #include <linux/sched/mm.h>
