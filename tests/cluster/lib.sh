@@ -21,7 +21,7 @@ mpi() {
 	local np=$1 hosts=$2; shift 2
 	local x=() v
 	for v in $(env | sed -n 's/^\(UCX_[A-Z_0-9]*\)=.*/\1/p'); do x+=(-x "$v"); done
-	mpirun -np "$np" -H "$hosts" --mca pml ucx --mca btl ^openib,uct "${x[@]}" "$@"
+	mpirun -np "$np" -H "$hosts" --mca pml ucx "${x[@]}" "$@"
 }
 
 # odp_faults NODE: the device-wide ODP fault counter of NODE's rxe0.

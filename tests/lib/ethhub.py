@@ -1,39 +1,62 @@
 #!/usr/bin/env python3
-"""A learning Ethernet switch for QEMU "-netdev socket,udp=" endpoints.
+"""A learning Ethernet switch for QEMU "-netdev socket,connect=" links.
 
-  ethhub.py HUBPORT NODEPORT...
+  ethhub.py PORT NODES
 
-Listens on 127.0.0.1:HUBPORT.  Each datagram is one Ethernet frame from the
-node at 127.0.0.1:NODEPORT.  A frame to a MAC address seen as the source of
-an earlier frame goes to that node only; any other frame (broadcast,
-multicast, not yet learnt) goes to every other node.  Used by tests/vm-cluster
-for three nodes or more; nothing leaves 127.0.0.1.
+Listens on 127.0.0.1:PORT for NODES QEMU guests.  QEMU's stream socket
+netdev sends each Ethernet frame as a 4-byte big-endian length and the frame.
+A frame to a MAC address seen as the source of an earlier frame goes to that
+node only; broadcast, multicast and not yet learnt ones go to every other
+node.  TCP gives the segment flow control: a busy guest slows its senders
+down instead of losing frames.  Used by tests/vm-cluster for three nodes or
+more; nothing leaves 127.0.0.1.
 """
+import select
 import socket
 import sys
 
 
 def main():
-    hubport = int(sys.argv[1])
-    nodes = [('127.0.0.1', int(p)) for p in sys.argv[2:]]
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    s.bind(('127.0.0.1', hubport))
-    where = {}
+    port, nodes = int(sys.argv[1]), int(sys.argv[2])
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('127.0.0.1', port))
+    ls.listen(nodes)
+    conns, bufs, where = [], {}, {}
     while True:
-        frame, src = s.recvfrom(65536)
-        if src not in nodes or len(frame) < 14:
-            continue
-        where[frame[6:12]] = src
-        dst = frame[0:6]
-        to = where.get(dst) if not dst[0] & 1 else None
-        for node in ([to] if to else nodes):
-            if node != src:
-                try:
-                    s.sendto(frame, node)
-                except OSError:
-                    pass
+        r, _, _ = select.select([ls] + conns, [], [])
+        for c in r:
+            if c is ls:
+                s, _ = ls.accept()
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conns.append(s)
+                bufs[s] = b''
+                continue
+            data = c.recv(1 << 18)
+            if not data:
+                conns.remove(c)
+                del bufs[c]
+                where = {m: s for m, s in where.items() if s is not c}
+                continue
+            buf = bufs[c] + data
+            while len(buf) >= 4:
+                n = int.from_bytes(buf[:4], 'big')
+                if len(buf) < 4 + n:
+                    break
+                rec, buf = buf[:4 + n], buf[4 + n:]
+                frame = rec[4:]
+                if len(frame) < 14:
+                    continue
+                where[frame[6:12]] = c
+                dst = frame[0:6]
+                to = None if dst[0] & 1 else where.get(dst)
+                for s in ([to] if to else conns):
+                    if s is not c:
+                        try:
+                            s.sendall(rec)
+                        except OSError:
+                            pass
+            bufs[c] = buf
 
 
 if __name__ == '__main__':
