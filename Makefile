@@ -5,7 +5,7 @@
 #   make stress   the long reliability runs (odp_stress 10 min, bad input, fault injection, swap)
 #   make patches  the kernel change as a format-patch series + checkpatch
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
-#   make bench    ODP against pinned (one VM boot), then the edu figure (bench-edu)
+#   make bench    ODP against pinned (one VM boot), the edu figure (bench-edu), the cluster figures (2 VMs)
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
@@ -38,7 +38,7 @@ patches: deps
 	@bin/make-patches
 
 bench: deps
-	@st=0; tests/bench/run || st=$$?; echo; tests/bench/edu-bench || st=$$?; exit $$st
+	@st=0; tests/bench/run || st=$$?; echo; tests/bench/edu-bench || st=$$?; echo; tests/bench/cluster-bench || st=$$?; exit $$st
 
 clean:
 	rm -rf build
