@@ -758,6 +758,13 @@ int main(int argc, char **argv)
 		tap(false, "%s: open %s", label, dev_name);
 		return tap_done();
 	}
+	/*
+	 * A fault may wait for the disk (or, on a full file system, for
+	 * journal commits) much longer than rxe's default ACK timeout: the
+	 * requester must not give up (retry exceeded) before the responder
+	 * answers.  18: 1.07 s, seven retries.
+	 */
+	r.qp_timeout = 18;
 	lbuf = mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	cbuf = mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE,
