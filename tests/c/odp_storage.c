@@ -328,6 +328,37 @@ static void case_read_evicted(void)
 	target_close(&t);
 }
 
+/*
+ * A pinned, writable registration of a shared page-cache file mapping is
+ * refused: since 6.5 GUP does not take long-term writable pins of file
+ * pages that need dirty tracking (writable_file_mapping_allowed(): EFAULT).
+ * Read-only pins are allowed; ODP registers it either way.
+ */
+static void case_pinned_pagecache(void)
+{
+	struct target t;
+	struct ibv_mr *mr;
+	bool ok;
+
+	ok = !target_create(&t, "pinned", FILE_LEN, 5);
+	t.p = ok ? mmap(NULL, t.len, PROT_READ | PROT_WRITE, MAP_SHARED, t.fd, 0) : MAP_FAILED;
+	if (t.p == MAP_FAILED) {
+		t.p = NULL;
+		ok = false;
+	}
+	mr = ok ? ibv_reg_mr(r.pd, t.p, t.len, IBV_ACCESS_LOCAL_WRITE |
+			     IBV_ACCESS_REMOTE_WRITE) : NULL;
+	ok = ok && !mr && errno == EFAULT;
+	if (mr)
+		ibv_dereg_mr(mr);
+	check(ok, "pinned writable ibv_reg_mr of a MAP_SHARED page-cache file fails with EFAULT");
+	mr = t.p ? ibv_reg_mr(r.pd, t.p, t.len, IBV_ACCESS_REMOTE_READ) : NULL;
+	check(mr, "pinned read-only ibv_reg_mr of the same mapping works");
+	if (mr)
+		ibv_dereg_mr(mr);
+	target_close(&t);
+}
+
 /* WRITE; fsync; evict; O_DIRECT.  Then again after writeback cleaned them. */
 static void case_write_fsync(void)
 {
@@ -826,6 +857,8 @@ int main(int argc, char **argv)
 
 	if (dax)
 		case_dax();
+	else
+		case_pinned_pagecache();
 	case_read_evicted();
 	case_write_fsync();
 	case_write_dontneed();

@@ -2,11 +2,15 @@
 /*
  * A zero-copy storage target and its client on librpma (rdma_cm):
  *
- *   rpma_file target ADDR PORT FILE SIZE   serve FILE (mapped MAP_SHARED) to
- *                                          one client, then exit
+ *   rpma_file target ADDR PORT FILE SIZE [pmem]
+ *                                          serve FILE (mapped MAP_SHARED) to
+ *                                          one client, fsync it, exit; "pmem":
+ *                                          FILE is on DAX, a persistence domain
+ *                                          (direct write to pmem)
  *   rpma_file client ADDR PORT SIZE SEED   write the pattern SEED into the
  *                                          target's file, rpma_flush() it
- *                                          (persistent), read it back, check
+ *                                          (persistent if the target says pmem,
+ *                                          else visibility), read it back, check
  *   rpma_file check FILE SIZE SEED         does FILE hold the pattern?
  *
  * The target registers the mapping with rpma_mr_reg(): librpma tries a
@@ -65,7 +69,8 @@ static void complete(struct rpma_conn *conn, const char *what)
 	}
 }
 
-static int target(const char *addr, const char *port, const char *path, size_t size)
+static int target(const char *addr, const char *port, const char *path, size_t size,
+		  bool pmem)
 {
 	struct ibv_context *ctx;
 	struct rpma_peer *peer;
@@ -86,11 +91,15 @@ static int target(const char *addr, const char *port, const char *path, size_t s
 	}
 	TRY(rpma_utils_get_ibv_context(addr, RPMA_UTIL_IBV_CONTEXT_LOCAL, &ctx));
 	TRY(rpma_peer_new(ctx, &peer));
+	/*
+	 * Only persistent memory (DAX) is a persistence domain for librpma;
+	 * a page cache file is made durable by the target's fsync().
+	 */
 	TRY(rpma_mr_reg(peer, p, size, RPMA_MR_USAGE_READ_SRC | RPMA_MR_USAGE_WRITE_DST |
-			RPMA_MR_USAGE_FLUSH_TYPE_PERSISTENT |
+			(pmem ? RPMA_MR_USAGE_FLUSH_TYPE_PERSISTENT : 0) |
 			RPMA_MR_USAGE_FLUSH_TYPE_VISIBILITY, &mr));
 	TRY(rpma_peer_cfg_new(&pcfg));
-	TRY(rpma_peer_cfg_set_direct_write_to_pmem(pcfg, true));
+	TRY(rpma_peer_cfg_set_direct_write_to_pmem(pcfg, pmem));
 	TRY(rpma_mr_get_descriptor_size(mr, &mr_size));
 	TRY(rpma_peer_cfg_get_descriptor_size(pcfg, &cfg_size));
 	/* rdma_cm pads private data: say how long the descriptors are. */
@@ -115,6 +124,10 @@ static int target(const char *addr, const char *port, const char *path, size_t s
 	TRY(rpma_mr_dereg(&mr));
 	TRY(rpma_peer_cfg_delete(&pcfg));
 	TRY(rpma_peer_delete(&peer));
+	if (fsync(fd)) {
+		perror("rpma_file: fsync");
+		return 1;
+	}
 	munmap(p, size);
 	close(fd);
 	printf("target: served one client\n");
@@ -131,6 +144,7 @@ static int client(const char *addr, const char *port, size_t size, unsigned int 
 	struct rpma_conn_req *req;
 	struct rpma_conn *conn;
 	struct rpma_conn_private_data pdata;
+	bool direct = false;
 	size_t mr_size;
 	unsigned char *src, *dst;
 
@@ -156,7 +170,6 @@ static int client(const char *addr, const char *port, size_t size, unsigned int 
 	/* [MR descriptor size, peer cfg descriptor size, MR descriptor, cfg] */
 	{
 		const unsigned char *d = pdata.ptr;
-		bool direct = false;
 
 		if (pdata.len < 2 || pdata.len < 2 + d[0] + d[1]) {
 			fprintf(stderr, "rpma_file: short private data\n");
@@ -174,9 +187,9 @@ static int client(const char *addr, const char *port, size_t size, unsigned int 
 		return 1;
 	}
 	TRY(rpma_write(conn, rmr, 0, src_mr, 0, size, RPMA_F_COMPLETION_ON_ERROR, NULL));
-	TRY(rpma_flush(conn, rmr, 0, size, RPMA_FLUSH_TYPE_PERSISTENT,
-		       RPMA_F_COMPLETION_ALWAYS, NULL));
-	complete(conn, "rpma_write + rpma_flush(persistent)");
+	TRY(rpma_flush(conn, rmr, 0, size, direct ? RPMA_FLUSH_TYPE_PERSISTENT :
+		       RPMA_FLUSH_TYPE_VISIBILITY, RPMA_F_COMPLETION_ALWAYS, NULL));
+	complete(conn, "rpma_write + rpma_flush");
 	TRY(rpma_read(conn, dst_mr, 0, rmr, 0, size, RPMA_F_COMPLETION_ALWAYS, NULL));
 	complete(conn, "rpma_read");
 	for (size_t i = 0; i < size; i++)
@@ -219,8 +232,10 @@ static int check(const char *path, size_t size, unsigned int seed)
 int main(int argc, char **argv)
 {
 	rpma_log_set_threshold(RPMA_LOG_THRESHOLD, RPMA_LOG_LEVEL_INFO);
-	if (argc == 6 && !strcmp(argv[1], "target"))
-		return target(argv[2], argv[3], argv[4], strtoul(argv[5], NULL, 0));
+	rpma_log_set_threshold(RPMA_LOG_THRESHOLD_AUX, RPMA_LOG_LEVEL_INFO);
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "target"))
+		return target(argv[2], argv[3], argv[4], strtoul(argv[5], NULL, 0),
+			      argc == 7 && !strcmp(argv[6], "pmem"));
 	if (argc == 6 && !strcmp(argv[1], "client"))
 		return client(argv[2], argv[3], strtoul(argv[4], NULL, 0), atoi(argv[5]));
 	if (argc == 5 && !strcmp(argv[1], "check"))
