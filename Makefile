@@ -5,13 +5,14 @@
 #   make stress   the long reliability runs (odp_stress 10 min, bad input, fault injection, swap)
 #   make patches  the kernel change as a format-patch series + checkpatch
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
-#   make bench    ODP against pinned (one VM boot), the edu figure (bench-edu), the cluster figures (2 VMs)
+#   make bench-storage  file-backed ODP figures on ext4 (tests/bench/storage-bench)
+#   make bench    ODP against pinned (one VM boot), the edu figure (bench-edu), the cluster figures (2 VMs), bench-storage
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
 export DEBUG
 
-.PHONY: all deps kernel run check stress patches bench bench-edu clean
+.PHONY: all deps kernel run check stress patches bench bench-edu bench-storage clean
 
 all: kernel
 
@@ -31,6 +32,10 @@ check: deps
 bench-edu: kernel
 	@tests/bench/edu-bench
 
+# Storage targets: file-backed ODP READ vs anonymous, cold vs cached, zero-copy vs copy
+bench-storage: kernel
+	@tests/bench/storage-bench
+
 stress: deps
 	@tests/stress
 
@@ -38,7 +43,7 @@ patches: deps
 	@bin/make-patches
 
 bench: deps
-	@st=0; tests/bench/run || st=$$?; echo; tests/bench/edu-bench || st=$$?; echo; tests/bench/cluster-bench || st=$$?; exit $$st
+	@st=0; tests/bench/run || st=$$?; echo; tests/bench/edu-bench || st=$$?; echo; tests/bench/cluster-bench || st=$$?; echo; tests/bench/storage-bench || st=$$?; exit $$st
 
 clean:
 	rm -rf build

@@ -46,6 +46,18 @@ void rdma_close(struct rdma_ctx *r)
 	memset(r, 0, sizeof(*r));
 }
 
+int rdma_qp_init(struct rdma_ctx *r, struct ibv_qp *qp, int access)
+{
+	struct ibv_qp_attr init = {
+		.qp_state = IBV_QPS_INIT,
+		.port_num = r->port,
+		.qp_access_flags = access,
+	};
+
+	return ibv_modify_qp(qp, &init, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			     IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+}
+
 static struct ibv_qp *create_qp(struct rdma_ctx *r)
 {
 	struct ibv_qp_init_attr attr = {
@@ -55,25 +67,19 @@ static struct ibv_qp *create_qp(struct rdma_ctx *r)
 		.cap = { .max_send_wr = 64, .max_recv_wr = 64,
 			 .max_send_sge = 1, .max_recv_sge = 1 },
 	};
-	struct ibv_qp_attr init = {
-		.qp_state = IBV_QPS_INIT,
-		.port_num = r->port,
-		.qp_access_flags = IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
-				   IBV_ACCESS_REMOTE_ATOMIC | IBV_ACCESS_LOCAL_WRITE,
-	};
 	struct ibv_qp *qp = ibv_create_qp(r->pd, &attr);
 
 	if (!qp)
 		return NULL;
-	if (ibv_modify_qp(qp, &init, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			  IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)) {
+	if (rdma_qp_init(r, qp, IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
+			 IBV_ACCESS_REMOTE_ATOMIC | IBV_ACCESS_LOCAL_WRITE)) {
 		ibv_destroy_qp(qp);
 		return NULL;
 	}
 	return qp;
 }
 
-static int connect_qp(struct rdma_ctx *r, struct ibv_qp *qp, uint32_t dest_qpn)
+int rdma_qp_connect(struct rdma_ctx *r, struct ibv_qp *qp, uint32_t dest_qpn)
 {
 	union ibv_gid gid;
 	struct ibv_qp_attr rtr = {
@@ -91,7 +97,7 @@ static int connect_qp(struct rdma_ctx *r, struct ibv_qp *qp, uint32_t dest_qpn)
 	};
 	struct ibv_qp_attr rts = {
 		.qp_state = IBV_QPS_RTS,
-		.timeout = 14,
+		.timeout = r->qp_timeout ? r->qp_timeout : 14,
 		.retry_cnt = 7,
 		.rnr_retry = 7,
 		.sq_psn = 0,
@@ -115,7 +121,7 @@ int rdma_pair_create(struct rdma_ctx *r, struct rdma_pair *p)
 	p->a = create_qp(r);
 	p->b = create_qp(r);
 	if (!p->a || !p->b ||
-	    connect_qp(r, p->a, p->b->qp_num) || connect_qp(r, p->b, p->a->qp_num)) {
+	    rdma_qp_connect(r, p->a, p->b->qp_num) || rdma_qp_connect(r, p->b, p->a->qp_num)) {
 		rdma_pair_destroy(p);
 		return -1;
 	}

@@ -16,6 +16,8 @@ struct rdma_ctx {
 	struct ibv_cq *cq;
 	int port;
 	int gid_index;
+	/* Local ACK timeout of the QPs connected from now on (0: 14, 67 ms) */
+	int qp_timeout;
 };
 
 struct rdma_pair {
@@ -27,6 +29,9 @@ int rdma_open(struct rdma_ctx *r, const char *dev_name, int gid_index);
 void rdma_close(struct rdma_ctx *r);
 int rdma_pair_create(struct rdma_ctx *r, struct rdma_pair *p);
 void rdma_pair_destroy(struct rdma_pair *p);
+/* Move a QP of @r to INIT with these access flags / connect it to RTS. */
+int rdma_qp_init(struct rdma_ctx *r, struct ibv_qp *qp, int access);
+int rdma_qp_connect(struct rdma_ctx *r, struct ibv_qp *qp, uint32_t dest_qpn);
 /* Wait for one completion; returns its status, or -1 on timeout. */
 int rdma_wait(struct rdma_ctx *r, struct ibv_wc *wc, int timeout_ms);
 int rdma_post_rw(struct rdma_pair *p, enum ibv_wr_opcode op, void *laddr,

@@ -60,6 +60,7 @@
  */
 
 #include <linux/highmem.h>
+#include <linux/fs.h>
 #include <linux/memcontrol.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -708,6 +709,80 @@ int rxe_odp_do_atomic_write(struct rxe_mr *mr, u64 iova, u64 value)
 }
 
 /**
+ * rxe_odp_flush_iova - execute an RDMA FLUSH on a range of an ODP MR
+ * @mr: the ODP MR
+ * @iova: MR address of the first byte (already checked against the MR)
+ * @length: bytes to flush
+ * @persistent: IB_FLUSH_PERSISTENT (else IB_FLUSH_GLOBAL only)
+ *
+ * The range must be mapped in the owner's address space, and writable
+ * there when the MR is; otherwise the FLUSH fails like any other access.
+ *
+ * Global visibility: rxe writes MR memory with CPU stores, all done before
+ * the FLUSH runs (the responder executes requests in order), so nothing is
+ * left to make visible.
+ *
+ * Persistence: every part of the range must be a MAP_SHARED mapping of a
+ * file, and its file range is written back with vfs_fsync_range()
+ * (datasync).  For a file in the page cache this writes the dirty pages
+ * (which the write faults of the mirror dirtied) to the disk; for a DAX
+ * file it writes the CPU cache lines of the dirty pmem pages back to
+ * persistent memory.  Either way the file system also commits the blocks
+ * allocated for them, so the data survives a crash or a remount.
+ * Anonymous and private memory has nothing to persist to: -EOPNOTSUPP.
+ *
+ * Context: process context (rxe responder task); may sleep.
+ * Return: 0, -EFAULT for a range that is not (writably) mapped,
+ * -EOPNOTSUPP for a persistent flush of memory that is not a shared file
+ * mapping, or the error of vfs_fsync_range().
+ */
+int rxe_odp_flush_iova(struct rxe_mr *mr, u64 iova, u64 length,
+		       bool persistent)
+{
+	struct mm_struct *mm = mr->umem->owning_mm;
+	unsigned long va = rxe_odp_va(mr, iova);
+	unsigned long end = va + length;
+	int err = 0;
+
+	if (!length)
+		return 0;
+	if (!mmget_not_zero(mm))
+		return -EFAULT;
+	while (va < end && !err) {
+		struct vm_area_struct *vma;
+		struct file *file = NULL;
+		loff_t pos = 0, last = 0;
+
+		mmap_read_lock(mm);
+		vma = vma_lookup(mm, va);
+		if (!vma || !(vma->vm_flags & VM_READ) ||
+		    (mr->umem->writable && !(vma->vm_flags & VM_WRITE))) {
+			err = -EFAULT;
+		} else if (persistent && (!vma->vm_file ||
+					  !(vma->vm_flags & VM_SHARED))) {
+			err = -EOPNOTSUPP;
+		} else if (persistent) {
+			file = get_file(vma->vm_file);
+			pos = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) +
+			      (va - vma->vm_start);
+			last = pos + (min(end, vma->vm_end) - va) - 1;
+		}
+		if (!err)
+			va = min(end, vma->vm_end);
+		mmap_read_unlock(mm);
+		if (file) {
+			err = vfs_fsync_range(file, pos, last, 1);
+			fput(file);
+		}
+	}
+	mmput(mm);
+	if (err)
+		rxe_dbg_mr(mr, "flush at %#llx+%llu failed, err = %d\n", iova,
+			   length, err);
+	return err;
+}
+
+/**
  * rxe_odp_mr_init_user - register an ODP MR
  * @rxe: the device
  * @start: user address of the region, 0 for an implicit MR
@@ -724,7 +799,9 @@ int rxe_odp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 {
 	struct ib_umem_odp *umem_odp;
 
-	if (access & (IB_ACCESS_FLUSH_GLOBAL | IB_ACCESS_FLUSH_PERSISTENT))
+	/* A flush of an implicit MR's whole range would be meaningless. */
+	if (access & (IB_ACCESS_FLUSH_GLOBAL | IB_ACCESS_FLUSH_PERSISTENT) &&
+	    !start && length == U64_MAX)
 		return -EOPNOTSUPP;
 
 	rxe_mr_init(access, mr);
