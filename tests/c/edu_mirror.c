@@ -36,18 +36,6 @@
 #define XFER EDU_MIRROR_DEV_XFER_END
 #define HALF (PAGE / 2)
 
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
 static void die(const char *what)
 {
 	printf("Bail out! %s: %s\n", what, strerror(errno));
@@ -416,7 +404,7 @@ static void t_inval_waits(void)
 		if (b.ret || r || (memcmp(chk, view, XFER) &&
 				   (waited || memcmp(chk, view + PAGE, XFER))))
 			good = 0;
-		diag("attempt %d: remap took %.1f ms, invalidation waited: %s, DMA %d, device read the old page: %s",
+		tap_diag("attempt %d: remap took %.1f ms, invalidation waited: %s, DMA %d, device read the old page: %s",
 		     attempt + 1, remap_ms, waited ? "yes" : "no", b.ret,
 		     !memcmp(chk, view, XFER) ? "yes" : "no");
 	}
@@ -448,12 +436,12 @@ static void t_counts(void)
 	    (have & EDU_MIRROR_HAVE_FLUSH) && (have & EDU_MIRROR_HAVE_QI),
 	    "fault, unmap and per-page baseline of 512 pages run, IOMMU counters attached (%d %d %d, have %#x)",
 	    r1, r2, r3, have);
-	diag("batched fault: %llu pages, %llu map calls, %llu IOTLB flushes, %llu inv descs; mirror: %llu dma_maps %llu dma_syncs",
+	tap_diag("batched fault: %llu pages, %llu map calls, %llu IOTLB flushes, %llu inv descs; mirror: %llu dma_maps %llu dma_syncs",
 	     (unsigned long long)f.pages, (unsigned long long)f.map.iommu_maps,
 	     (unsigned long long)f.map.iotlb_syncs, (unsigned long long)f.map.inv_descs,
 	     (unsigned long long)(s1.dma_maps - s0.dma_maps),
 	     (unsigned long long)(s1.dma_syncs - s0.dma_syncs));
-	diag("per-page map: %llu pages, %llu map calls, %llu IOTLB flushes, %llu inv descs",
+	tap_diag("per-page map: %llu pages, %llu map calls, %llu IOTLB flushes, %llu inv descs",
 	     (unsigned long long)base.pages, (unsigned long long)base.map.iommu_maps,
 	     (unsigned long long)base.map.iotlb_syncs, (unsigned long long)base.map.inv_descs);
 	/*
@@ -463,7 +451,7 @@ static void t_counts(void)
 	 * driver queues for one flush is the IOMMU's detail (one in QEMU's
 	 * caching mode), printed only.
 	 */
-	diag("unmap: %llu IOTLB flushes, %llu inv descs; mirror: %llu dma_flushes",
+	tap_diag("unmap: %llu IOTLB flushes, %llu inv descs; mirror: %llu dma_flushes",
 	     (unsigned long long)u.unmap.iotlb_syncs, (unsigned long long)u.unmap.inv_descs,
 	     (unsigned long long)(s1.dma_flushes - s0.dma_flushes));
 	tap(f.pages == 512 && f.map.iotlb_syncs == 1 &&

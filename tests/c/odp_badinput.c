@@ -425,26 +425,9 @@ out:
 	tap(still_works(&r), "device still moves data after QP destruction during faults");
 }
 
-static int count_res(const char *what)
-{
-	char cmd[128], line[256];
-	FILE *f;
-	int n = 0;
-
-	snprintf(cmd, sizeof(cmd), "rdma res show %s 2>/dev/null", what);
-	f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, dev_name))
-			n++;
-	pclose(f);
-	return n;
-}
-
 static void exit_with_work_pending(void)
 {
-	int mrs0 = count_res("mr"), qps0 = count_res("qp"), mrs1, qps1, mrs_mid = -1, status;
+	int mrs0 = rdma_res_count(dev_name, "mr"), qps0 = rdma_res_count(dev_name, "qp"), mrs1, qps1, mrs_mid = -1, status;
 	int ready[2], go[2];
 	long t_exit;
 	pid_t pid;
@@ -470,7 +453,7 @@ static void exit_with_work_pending(void)
 		_exit(0);	/* no cleanup: the kernel must do it */
 	}
 	if (read(ready[0], &c1, 1) == 1)
-		mrs_mid = count_res("mr");
+		mrs_mid = rdma_res_count(dev_name, "mr");
 	if (write(go[1], "g", 1) != 1)
 		kill(pid, SIGKILL);
 	t_exit = now_ms();	/* the child exits now: its teardown is bounded like ours */
@@ -485,8 +468,8 @@ static void exit_with_work_pending(void)
 		return;
 	}
 	/* uverbs cleanup of the dead process's objects is synchronous */
-	mrs1 = count_res("mr");
-	qps1 = count_res("qp");
+	mrs1 = rdma_res_count(dev_name, "mr");
+	qps1 = rdma_res_count(dev_name, "qp");
 	tap(WIFEXITED(status) && WEXITSTATUS(status) == 0 && mrs_mid == mrs0 + 2 &&
 	    mrs1 == mrs0 && qps1 == qps0,
 	    "process exit with 16 ODP writes in flight: exit status %d in %ld ms, MRs %d -> %d (child) -> %d, "

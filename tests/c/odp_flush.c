@@ -83,19 +83,6 @@ static struct rdma_ctx r;
 static unsigned char *lbuf;
 static struct ibv_mr *lmr;
 
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
 static void check(bool ok, const char *what)
 {
 	tap(ok, "%s: %s", label, what);
@@ -114,7 +101,7 @@ static bool same(const unsigned char *p, unsigned int seed, uint64_t off,
 {
 	for (size_t i = 0; i < len; i++)
 		if (p[i] != pat(seed, off + i)) {
-			diag("%s: byte at offset %" PRIu64 " is %#x, expected %#x",
+			tap_diag("%s: byte at offset %" PRIu64 " is %#x, expected %#x",
 			     what, off + i, p[i], pat(seed, off + i));
 			return false;
 		}
@@ -150,13 +137,13 @@ static int fqp_create(struct fqp *f)
 	memset(&resp, 0, sizeof(resp));
 	if (ibv_cmd_create_qp(r.pd, &f->qp, &attr, (struct ibv_create_qp *)&cmd,
 			      sizeof(cmd), &resp.core, sizeof(resp))) {
-		diag("ibv_cmd_create_qp: %s", strerror(errno));
+		tap_diag("ibv_cmd_create_qp: %s", strerror(errno));
 		return -1;
 	}
 	f->sq = mmap(NULL, resp.drv.sq_mi.size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		     r.ctx->cmd_fd, resp.drv.sq_mi.offset);
 	if (f->sq == MAP_FAILED) {
-		diag("mmap of the send queue: %s", strerror(errno));
+		tap_diag("mmap of the send queue: %s", strerror(errno));
 		f->sq = NULL;
 		ibv_cmd_destroy_qp(&f->qp);
 		return -1;
@@ -269,7 +256,7 @@ static int link_up(struct link *l)
 	    rdma_qp_connect(&r, l->resp, l->f.qp.qp_num) ||
 	    rdma_qp_connect(&r, l->req, l->resp2->qp_num) ||
 	    rdma_qp_connect(&r, l->resp2, l->req->qp_num)) {
-		diag("QPs: %s", strerror(errno));
+		tap_diag("QPs: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -296,7 +283,7 @@ static int flush(uint64_t raddr, uint32_t rkey, uint32_t len, int type, int leve
 		st = rdma_complete(&r, 1);
 	link_down(&l);
 	if (st)
-		diag("FLUSH type %d level %d of %#" PRIx64 "+%u: status %d (%s)", type,
+		tap_diag("FLUSH type %d level %d of %#" PRIx64 "+%u: status %d (%s)", type,
 		     level, raddr, len, st, st < 0 ? "none" : ibv_wc_status_str(st));
 	return st;
 }
@@ -324,7 +311,7 @@ static int write_or_atomic(bool atomic, uint64_t raddr, uint32_t rkey,
 	}
 	link_down(&l);
 	if (st)
-		diag("%s of %#" PRIx64 "+%zu: status %d (%s)",
+		tap_diag("%s of %#" PRIx64 "+%zu: status %d (%s)",
 		     atomic ? "ATOMIC WRITE" : "RDMA WRITE", raddr, len, st,
 		     st < 0 ? "none" : ibv_wc_status_str(st));
 	return st;
@@ -363,7 +350,7 @@ static bool read_raw(int fd, uint64_t off, size_t len, unsigned char *out)
 		q.fm.fm_length = len - done;
 		q.fm.fm_extent_count = 64;
 		if (ioctl(fd, FS_IOC_FIEMAP, &q.fm)) {
-			diag("FIEMAP: %s", strerror(errno));
+			tap_diag("FIEMAP: %s", strerror(errno));
 			ok = false;
 			break;
 		}
@@ -373,7 +360,7 @@ static bool read_raw(int fd, uint64_t off, size_t len, unsigned char *out)
 				e = &q.ext[i];
 		if (!e || e->fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC |
 					 FIEMAP_EXTENT_UNWRITTEN)) {
-			diag("file offset %" PRIu64 " has no written block on %s (flags %#x)",
+			tap_diag("file offset %" PRIu64 " has no written block on %s (flags %#x)",
 			     pos, blockdev, e ? e->fe_flags : 0);
 			ok = false;
 			break;
@@ -384,12 +371,12 @@ static bool read_raw(int fd, uint64_t off, size_t len, unsigned char *out)
 			n = len - done;
 		/* O_DIRECT: whole pages, aligned */
 		if ((phys | n) % page_size) {
-			diag("unaligned extent");
+			tap_diag("unaligned extent");
 			ok = false;
 			break;
 		}
 		if (pread(dev, out + done, n, phys) != (ssize_t)n) {
-			diag("pread %s: %s", blockdev, strerror(errno));
+			tap_diag("pread %s: %s", blockdev, strerror(errno));
 			ok = false;
 		}
 		done += n;
@@ -418,7 +405,7 @@ static int open_file(const char *name, unsigned int seed, unsigned char **map,
 		goto err;
 	*mr = ibv_reg_mr(r.pd, *map, FILE_LEN, access);
 	if (!*mr) {
-		diag("ibv_reg_mr(ODP, access %#x): %s", access, strerror(errno));
+		tap_diag("ibv_reg_mr(ODP, access %#x): %s", access, strerror(errno));
 		munmap(*map, FILE_LEN);
 		goto err;
 	}
@@ -484,7 +471,7 @@ static void cases_file(void)
 	     same(map + 3 * MiB, 1, 3 * MiB, 8 * 37, "before the atomic word") &&
 	     same(map + 3 * MiB + 8 * 38, 1, 3 * MiB + 8 * 38, 64, "after the atomic word");
 	if (st == IBV_WC_SUCCESS && w != v)
-		diag("the word is %#" PRIx64 ", expected %#" PRIx64, w, v);
+		tap_diag("the word is %#" PRIx64 ", expected %#" PRIx64, w, v);
 	check(ok, "8-byte ATOMIC WRITE into a cold ODP page: the value, aligned, neighbours untouched");
 
 	ok = ok && flush((uintptr_t)map + 3 * MiB, mr->rkey, page_size,

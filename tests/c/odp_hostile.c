@@ -625,10 +625,11 @@ static void case_memcg_limit(void)
 #define FILE_LEN	(8UL << 20)
 #define W1_OFF		(12 * 1024 + 5)
 
-/* Anonymous kB of the smaps entry that starts at @addr */
-static long smaps_anon_kb(void *addr)
+/* The kB of @key ("Anonymous", ...) of the smaps entry that starts at @addr */
+static long smaps_kb(void *addr, const char *key)
 {
 	char line[256], want[32];
+	size_t n = strlen(key);
 	int in = 0;
 	long v = -1;
 	FILE *f = fopen("/proc/self/smaps", "r");
@@ -640,8 +641,8 @@ static long smaps_anon_kb(void *addr)
 		if (strchr(line, '-') && strchr(line, ' ') &&
 		    strchr(line, '-') < strchr(line, ' '))
 			in = !strncmp(line, want, strlen(want));
-		else if (in && !strncmp(line, "Anonymous:", 10))
-			v = atol(line + 10);
+		else if (in && !strncmp(line, key, n) && line[n] == ':')
+			v = atol(line + n + 1);
 	}
 	fclose(f);
 	return v;
@@ -686,7 +687,7 @@ static void case_write1(int flags)
 	    kind, (long long)st.st_blocks * 512,
 	    flags == MAP_SHARED ? "==" : "<=", page);
 	if (flags == MAP_PRIVATE) {
-		long anon = smaps_anon_kb(map);
+		long anon = smaps_kb(map, "Anonymous");
 
 		tap(anon * 1024 == page,
 		    "write1 %s: %ld KiB of the mapping copied (want one page)",
@@ -836,23 +837,6 @@ static void case_livelock(void)
 /* ------------------------------------------------------------------ */
 /* kill: SIGKILL with WRs in flight */
 
-static int count_res(const char *what)
-{
-	char cmd[128], line[512];
-	FILE *f;
-	int n = 0;
-
-	snprintf(cmd, sizeof(cmd), "rdma res show %s 2>/dev/null", what);
-	f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, dev))
-			n++;
-	pclose(f);
-	return n;
-}
-
 static void kill_child(int ready)
 {
 	struct buf src = {}, dst = {};
@@ -878,7 +862,7 @@ static void kill_child(int ready)
 
 static void case_kill(void)
 {
-	int mrs0 = count_res("mr"), qps0 = count_res("qp"), status, ready[2];
+	int mrs0 = rdma_res_count(dev, "mr"), qps0 = rdma_res_count(dev, "qp"), status, ready[2];
 	long t0;
 	pid_t pid;
 	char c;
@@ -905,9 +889,9 @@ static void case_kill(void)
 		    "kill: SIGKILL with WRITEs in flight into a range unmapped in a loop: dead in %ld ms (bound %d)",
 		    now_ms() - t0, BOUND_MS);
 	}
-	tap(count_res("mr") == mrs0 && count_res("qp") == qps0,
+	tap(rdma_res_count(dev, "mr") == mrs0 && rdma_res_count(dev, "qp") == qps0,
 	    "kill: MRs %d -> %d, QPs %d -> %d after the owner's death (want back to the start)",
-	    mrs0, count_res("mr"), qps0, count_res("qp"));
+	    mrs0, rdma_res_count(dev, "mr"), qps0, rdma_res_count(dev, "qp"));
 	close(ready[0]);
 	close(ready[1]);
 }
@@ -955,27 +939,6 @@ static long fork_and_cow(unsigned char *thp, int v, int *child_ok)
 	return t;
 }
 
-static long anon_huge_kb(void *addr)
-{
-	char line[256], want[32];
-	int in = 0;
-	long v = -1;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	if (!f)
-		return -1;
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strchr(line, ' ') &&
-		    strchr(line, '-') < strchr(line, ' '))
-			in = !strncmp(line, want, strlen(want));
-		else if (in && !strncmp(line, "AnonHugePages:", 14))
-			v = atol(line + 14);
-	}
-	fclose(f);
-	return v;
-}
-
 /* A fresh 2 MiB-aligned region backed by a THP, or NULL */
 static unsigned char *thp_new(unsigned char **raw, int fill)
 {
@@ -988,7 +951,7 @@ static unsigned char *thp_new(unsigned char **raw, int fill)
 	thp = (unsigned char *)(((uintptr_t)*raw + BLOCK - 1) & ~(BLOCK - 1));
 	madvise(thp, BLOCK, MADV_HUGEPAGE);
 	memset(thp, fill, BLOCK);
-	if (anon_huge_kb(*raw) < (long)(BLOCK >> 10)) {
+	if (smaps_kb(*raw, "AnonHugePages") < (long)(BLOCK >> 10)) {
 		munmap(*raw, 2 * BLOCK);
 		return NULL;
 	}

@@ -51,19 +51,6 @@ static struct ibv_mr *lmr;
 /* A buffer for O_DIRECT reads and other checks */
 static unsigned char *cbuf;
 
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
 static void check(bool ok, const char *what)
 {
 	tap(ok, "%s: %s", label, what);
@@ -92,7 +79,7 @@ static bool same(const unsigned char *p, unsigned int seed, uint64_t off,
 		unsigned char want = seed ? pat(seed, off + i) : 0;
 
 		if (p[i] != want) {
-			diag("%s: byte at file offset %" PRIu64 " is %#x, expected %#x",
+			tap_diag("%s: byte at file offset %" PRIu64 " is %#x, expected %#x",
 			     what, off + i, p[i], want);
 			return false;
 		}
@@ -116,7 +103,7 @@ static void drop_caches(void)
 
 	sync();
 	if (fd < 0 || write(fd, "3\n", 2) != 2)
-		diag("drop_caches: %s", strerror(errno));
+		tap_diag("drop_caches: %s", strerror(errno));
 	if (fd >= 0)
 		close(fd);
 }
@@ -135,13 +122,13 @@ static unsigned char *read_direct(const char *path, uint64_t off, size_t len)
 	ssize_t n;
 
 	if (fd < 0) {
-		diag("open(%s, O_DIRECT): %s", path, strerror(errno));
+		tap_diag("open(%s, O_DIRECT): %s", path, strerror(errno));
 		return NULL;
 	}
 	while (done < end - start) {
 		n = pread(fd, cbuf + done, end - start - done, start + done);
 		if (n <= 0) {
-			diag("O_DIRECT pread: %s", n ? strerror(errno) : "EOF");
+			tap_diag("O_DIRECT pread: %s", n ? strerror(errno) : "EOF");
 			close(fd);
 			return NULL;
 		}
@@ -194,23 +181,23 @@ static int target_create(struct target *t, const char *name, size_t len,
 	t->len = len;
 	t->fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (t->fd < 0) {
-		diag("open %s: %s", t->path, strerror(errno));
+		tap_diag("open %s: %s", t->path, strerror(errno));
 		return -1;
 	}
 	if (ftruncate(t->fd, len)) {
-		diag("ftruncate: %s", strerror(errno));
+		tap_diag("ftruncate: %s", strerror(errno));
 		return -1;
 	}
 	/* Written by the CPU through write(): allocated, on disk. */
 	for (size_t off = 0; seed && off < len; off += MiB) {
 		fill(cbuf, seed, off, MiB);
 		if (pwrite(t->fd, cbuf, MiB, off) != (ssize_t)MiB) {
-			diag("pwrite: %s", strerror(errno));
+			tap_diag("pwrite: %s", strerror(errno));
 			return -1;
 		}
 	}
 	if (fsync(t->fd)) {
-		diag("fsync: %s", strerror(errno));
+		tap_diag("fsync: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -221,14 +208,14 @@ static int target_map(struct target *t)
 	t->p = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
 	if (t->p == MAP_FAILED) {
 		t->p = NULL;
-		diag("mmap: %s", strerror(errno));
+		tap_diag("mmap: %s", strerror(errno));
 		return -1;
 	}
 	t->mr = ibv_reg_mr(r.pd, t->p, t->len, IBV_ACCESS_LOCAL_WRITE |
 			   IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
 			   IBV_ACCESS_ON_DEMAND);
 	if (!t->mr) {
-		diag("ibv_reg_mr(ODP) of the file mapping: %s", strerror(errno));
+		tap_diag("ibv_reg_mr(ODP) of the file mapping: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -259,19 +246,19 @@ static int rdma_op(struct target *t, enum ibv_wr_opcode op, uint64_t off,
 	int st;
 
 	if (rdma_pair_create(&r, &p)) {
-		diag("QP pair: %s", strerror(errno));
+		tap_diag("QP pair: %s", strerror(errno));
 		return -1;
 	}
 	if (rdma_post_rw(&p, op, lbuf, lmr->lkey, (uintptr_t)t->p + off,
 			 t->mr->rkey, len)) {
-		diag("post: %s", strerror(errno));
+		tap_diag("post: %s", strerror(errno));
 		rdma_pair_destroy(&p);
 		return -1;
 	}
 	st = rdma_complete(&r, 1);
 	rdma_pair_destroy(&p);
 	if (st)
-		diag("%s of [%" PRIu64 ", +%zu): status %d (%s)",
+		tap_diag("%s of [%" PRIu64 ", +%zu): status %d (%s)",
 		     op == IBV_WR_RDMA_READ ? "RDMA READ" : "RDMA WRITE", off,
 		     len, st, st < 0 ? "time-out" : ibv_wc_status_str(st));
 	return st;
@@ -310,7 +297,7 @@ static void case_read_evicted(void)
 		/* Nothing of the file is in the page cache now. */
 		res = resident(t.p, t.len);
 		if (res != 0) {
-			diag("%ld pages of the file still cached after drop_caches", res);
+			tap_diag("%ld pages of the file still cached after drop_caches", res);
 			ok = false;
 		}
 	}
@@ -318,7 +305,7 @@ static void case_read_evicted(void)
 	if (ok && !dax) {
 		res = resident(t.p, t.len);
 		if (res != (long)(t.len / page_size)) {
-			diag("after the READ %ld of %zu pages are cached", res,
+			tap_diag("after the READ %ld of %zu pages are cached", res,
 			     t.len / page_size);
 			ok = false;
 		}
@@ -403,7 +390,7 @@ static void case_write_dontneed(void)
 	ok = !target_create(&t, "dontneed", FILE_LEN, 31) && !target_map(&t);
 	ok = ok && rdma_write(&t, 32, MiB, 4 * MiB);
 	if (ok && madvise(t.p, t.len, MADV_DONTNEED)) {
-		diag("MADV_DONTNEED: %s", strerror(errno));
+		tap_diag("MADV_DONTNEED: %s", strerror(errno));
 		ok = false;
 	}
 	ok = ok && !syncfs(t.fd);
@@ -442,7 +429,7 @@ static void case_other_fd(void)
 		fill(cbuf, 43, 6 * MiB, MiB);
 		ok = dfd >= 0 && pwrite(dfd, cbuf, MiB, 6 * MiB) == (ssize_t)MiB;
 		if (!ok)
-			diag("O_DIRECT pwrite: %s", strerror(errno));
+			tap_diag("O_DIRECT pwrite: %s", strerror(errno));
 	}
 	ok = ok && rdma_read_is(&t, 43, 6 * MiB, MiB, "READ after O_DIRECT write") &&
 	     rdma_read_is(&t, 41, 7 * MiB, MiB, "READ after the O_DIRECT range");
@@ -451,7 +438,7 @@ static void case_other_fd(void)
 	/* A punched hole reads back as zeros, its neighbours unchanged. */
 	if (ok && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			    MiB, 2 * MiB)) {
-		diag("fallocate(PUNCH_HOLE): %s", strerror(errno));
+		tap_diag("fallocate(PUNCH_HOLE): %s", strerror(errno));
 		ok = false;
 	}
 	ok = ok && rdma_read_is(&t, 0, MiB, 2 * MiB, "READ of the hole") &&
@@ -497,14 +484,14 @@ static void case_truncate(void)
 	ok = !target_create(&t, "truncated", FILE_LEN, 51) && !target_map(&t);
 	ok = ok && rdma_read_is(&t, 51, 0, t.len, "READ before truncate");
 	if (ok && ftruncate(t.fd, half)) {
-		diag("ftruncate: %s", strerror(errno));
+		tap_diag("ftruncate: %s", strerror(errno));
 		ok = false;
 	}
 	if (ok) {
 		st = rdma_op(&t, IBV_WR_RDMA_READ, half + page_size, 2 * page_size);
 		ok = st == IBV_WC_REM_ACCESS_ERR;
 		if (!ok)
-			diag("READ past EOF: status %d, expected %d (remote access error)",
+			tap_diag("READ past EOF: status %d, expected %d (remote access error)",
 			     st, IBV_WC_REM_ACCESS_ERR);
 	}
 	check(ok && !sigbus_seen, "RDMA READ past EOF after ftruncate completes with a remote access error");
@@ -514,7 +501,7 @@ static void case_truncate(void)
 		st = rdma_op(&t, IBV_WR_RDMA_WRITE, half, page_size);
 		ok = st == IBV_WC_REM_ACCESS_ERR;
 		if (!ok)
-			diag("WRITE past EOF: status %d, expected %d", st,
+			tap_diag("WRITE past EOF: status %d, expected %d", st,
 			     IBV_WC_REM_ACCESS_ERR);
 	}
 	check(ok && !sigbus_seen, "RDMA WRITE past EOF after ftruncate completes with a remote access error");
@@ -528,7 +515,7 @@ static void case_truncate(void)
 
 	/* Extended again: the second half reads zeros, and takes writes. */
 	if (ok && ftruncate(t.fd, FILE_LEN)) {
-		diag("ftruncate (extend): %s", strerror(errno));
+		tap_diag("ftruncate (extend): %s", strerror(errno));
 		ok = false;
 	}
 	ok = ok && rdma_read_is(&t, 0, half, half, "READ of the re-extended half") &&
@@ -537,7 +524,7 @@ static void case_truncate(void)
 	     on_disk(t.path, 0, half, page_size, "zeros after extend");
 	check(ok && !sigbus_seen, "extended again: the new half reads zeros and takes writes");
 	if (sigbus_seen)
-		diag("the target process got %d SIGBUS", (int)sigbus_seen);
+		tap_diag("the target process got %d SIGBUS", (int)sigbus_seen);
 	target_close(&t);
 	sigaction(SIGBUS, &old, NULL);
 }
@@ -583,13 +570,13 @@ static void case_sparse_one_byte(void)
 	long long cpu = cpu_store_allocates(off);
 	bool ok;
 
-	diag("a CPU store of 1 byte into a sparse file allocates %lld bytes (block size %ld)",
+	tap_diag("a CPU store of 1 byte into a sparse file allocates %lld bytes (block size %ld)",
 	     cpu, (long)page_size);
 	ok = cpu > 0;
 	ok = ok && !target_create(&t, "sparse", FILE_LEN, 0) && !target_map(&t);
 	ok = ok && !fstat(t.fd, &st);
 	if (ok && st.st_blocks) {
-		diag("the new sparse file has %lld blocks", (long long)st.st_blocks);
+		tap_diag("the new sparse file has %lld blocks", (long long)st.st_blocks);
 		ok = false;
 	}
 	ok = ok && rdma_write(&t, 61, off, 1) && !fsync(t.fd) && !fstat(t.fd, &st);
@@ -597,7 +584,7 @@ static void case_sparse_one_byte(void)
 	     on_disk(t.path, 0, 0, off, "zeros before") &&
 	     on_disk(t.path, 0, off + 1, FILE_LEN - off - 1, "zeros after");
 	if (ok && (long long)st.st_blocks * 512 != cpu) {
-		diag("after a 1-byte RDMA WRITE the file has %lld bytes allocated, a CPU store allocates %lld",
+		tap_diag("after a 1-byte RDMA WRITE the file has %lld bytes allocated, a CPU store allocates %lld",
 		     (long long)st.st_blocks * 512, cpu);
 		ok = false;
 	}
@@ -615,11 +602,11 @@ static void case_remount(void)
 	ok = ok && rdma_write(&t, 72, MiB / 2, 6 * MiB);
 	target_close(&t);
 	if (ok && umount(mnt)) {
-		diag("umount %s: %s", mnt, strerror(errno));
+		tap_diag("umount %s: %s", mnt, strerror(errno));
 		ok = false;
 	}
 	if (ok && mount(blockdev, mnt, fstype, 0, mntopts)) {
-		diag("mount %s: %s", blockdev, strerror(errno));
+		tap_diag("mount %s: %s", blockdev, strerror(errno));
 		ok = false;
 	}
 	ok = ok && on_disk(path_of("persist"), 72, MiB / 2, 6 * MiB, "after remount") &&
@@ -679,16 +666,16 @@ static void case_enospc(void)
 		else if (errno == ENOSPC)
 			chunk /= 2;
 		else {
-			diag("fallocate: %s", strerror(errno));
+			tap_diag("fallocate: %s", strerror(errno));
 			ok = false;
 		}
 	}
 	ok = ok && !fsync(ffd);
 	if (ok && (!fallocate(ffd, 0, filled, page_size) || errno != ENOSPC)) {
-		diag("the file system is not full: one more block: %s", strerror(errno));
+		tap_diag("the file system is not full: one more block: %s", strerror(errno));
 		ok = false;
 	}
-	diag("filler: %lld MiB", (long long)(filled / MiB));
+	tap_diag("filler: %lld MiB", (long long)(filled / MiB));
 	/* A WRITE into blocks the file already has still works. */
 	ok = ok && rdma_write(&t, 82, MiB, MiB);
 	check(ok, "full file system: RDMA WRITE into allocated blocks works");
@@ -698,12 +685,12 @@ static void case_enospc(void)
 		st = rdma_op(&t, IBV_WR_RDMA_WRITE, half + MiB, page_size);
 		ok = st == IBV_WC_REM_ACCESS_ERR;
 		if (!ok)
-			diag("WRITE into a hole: status %d, expected %d", st,
+			tap_diag("WRITE into a hole: status %d, expected %d", st,
 			     IBV_WC_REM_ACCESS_ERR);
 		/* What the CPU gets for the same store: SIGBUS (ENOSPC) */
 		st = cpu_write_status(t.p + half + MiB);
 		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGBUS) {
-			diag("a CPU store into the hole: wait status %#x, expected SIGBUS", st);
+			tap_diag("a CPU store into the hole: wait status %#x, expected SIGBUS", st);
 			ok = false;
 		}
 	}
@@ -782,7 +769,7 @@ static void case_dax(void)
 		if (pinned)
 			ibv_dereg_mr(pinned);
 		else
-			diag("pinned ibv_reg_mr: %s", strerror(errno));
+			tap_diag("pinned ibv_reg_mr: %s", strerror(errno));
 	}
 	check(ok, "pinned ibv_reg_mr of a MAP_SHARED DAX mapping fails with EOPNOTSUPP");
 
@@ -791,14 +778,14 @@ static void case_dax(void)
 				  IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
 				  IBV_ACCESS_ON_DEMAND);
 		if (!t.mr)
-			diag("ODP ibv_reg_mr: %s", strerror(errno));
+			tap_diag("ODP ibv_reg_mr: %s", strerror(errno));
 	}
 	ok = t.mr && rdma_write(&t, 92, 3 * MiB - 7, 2 * MiB + 13);
 	/* The CPU sees the device's bytes in the pmem page it maps. */
 	ok = ok && same(t.p + 3 * MiB - 7, 92, 3 * MiB - 7, 2 * MiB + 13, "CPU view");
 	phys = ok ? phys_of(t.p + 3 * MiB) : 0;
 	if (ok && !in_pmem(phys)) {
-		diag("the file page is at physical %#" PRIx64 ", not in persistent memory", phys);
+		tap_diag("the file page is at physical %#" PRIx64 ", not in persistent memory", phys);
 		ok = false;
 	}
 	ok = ok && rdma_read_is(&t, 91, 0, 3 * MiB - 7, "READ before") &&

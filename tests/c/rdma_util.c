@@ -227,3 +227,20 @@ int rdma_odp_caps(struct rdma_ctx *r, uint32_t *general, uint32_t *rc)
 	*rc = attr.odp_caps.per_transport_caps.rc_odp_caps;
 	return 0;
 }
+
+int rdma_res_count(const char *dev, const char *what)
+{
+	char cmd[128], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(cmd, sizeof(cmd), "rdma res show %s 2>/dev/null", what);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, dev))
+			n++;
+	pclose(f);
+	return n;
+}

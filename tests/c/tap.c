@@ -37,6 +37,18 @@ void tap_skip(const char *fmt, ...)
 	fflush(stdout);
 }
 
+void tap_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
 int tap_done(void)
 {
 	printf("1..%d\n", tap_n);

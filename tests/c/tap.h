@@ -15,6 +15,8 @@ extern int tap_n, tap_failed;
 void tap(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print a check that could not run: "ok N # SKIP <reason>" */
 void tap_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print a diagnostic line: "# <message>" */
+void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the plan; returns the exit status: 1 if a check failed, else 0 */
 int tap_done(void);
 
