@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "pattern.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -86,26 +87,6 @@ static struct ibv_mr *lmr;
 static void check(bool ok, const char *what)
 {
 	tap(ok, "%s: %s", label, what);
-}
-
-static unsigned char pat(unsigned int seed, uint64_t off)
-{
-	uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^ (seed * 0xbf58476d1ce4e5b9ULL);
-
-	x ^= x >> 29;
-	return (unsigned char)(x % 255) + 1;
-}
-
-static bool same(const unsigned char *p, unsigned int seed, uint64_t off,
-		 size_t len, const char *what)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != pat(seed, off + i)) {
-			tap_diag("%s: byte at offset %" PRIu64 " is %#x, expected %#x",
-			     what, off + i, p[i], pat(seed, off + i));
-			return false;
-		}
-	return true;
 }
 
 /* ---- a QP that can post FLUSH: the requester side ---- */

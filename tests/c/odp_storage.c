@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
+#include "pattern.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -54,37 +55,6 @@ static unsigned char *cbuf;
 static void check(bool ok, const char *what)
 {
 	tap(ok, "%s: %s", label, what);
-}
-
-/* The byte at file offset @off of pattern @seed: never constant, never 0. */
-static unsigned char pat(unsigned int seed, uint64_t off)
-{
-	uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^ (seed * 0xbf58476d1ce4e5b9ULL);
-
-	x ^= x >> 29;
-	return (unsigned char)(x % 255) + 1;
-}
-
-static void fill(unsigned char *p, unsigned int seed, uint64_t off, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		p[i] = pat(seed, off + i);
-}
-
-/* Every byte of @p against pattern @seed (0: zeros); reports the first bad one. */
-static bool same(const unsigned char *p, unsigned int seed, uint64_t off,
-		 size_t len, const char *what)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char want = seed ? pat(seed, off + i) : 0;
-
-		if (p[i] != want) {
-			tap_diag("%s: byte at file offset %" PRIu64 " is %#x, expected %#x",
-			     what, off + i, p[i], want);
-			return false;
-		}
-	}
-	return true;
 }
 
 static const char *path_of(const char *name)
