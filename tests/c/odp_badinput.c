@@ -63,14 +63,6 @@ static const char *err_name(int e)
 	return buf;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- registration ------------------------------------------------------ */
 
 struct reg_case {

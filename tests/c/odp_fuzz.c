@@ -237,14 +237,6 @@ static unsigned long wc_hist[32];
 static unsigned long errno_seen[C_NCLS][8];	/* small histogram: 0, then first 7 errnos */
 static int errno_val[C_NCLS][8];
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t rnd64(struct fz *f)
 {
 	/* xorshift64* */
