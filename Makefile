@@ -7,10 +7,12 @@
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
 #   make bench-storage  file-backed ODP figures on ext4 (tests/host/bench/storage)
 #   make bench    ODP against pinned (one VM boot), the edu figure (bench-edu), the cluster figures (2 VMs), bench-storage
+#   RECORD=1      make check / make bench also rewrite their section of RESULTS.md from what the run measured
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
-export DEBUG
+RECORD ?= 0
+export DEBUG RECORD
 
 .PHONY: all deps kernel run check stress patches bench bench-edu bench-storage clean
 

@@ -2,7 +2,8 @@
 # arguments after setting runner (check or stress), so that it sees, and takes
 # a leading --debug off, the caller's own arguments:
 #   runner=check; . "$(dirname "$0")/lib/common.sh"
-# Sets top, debug (and exports DEBUG), build, slow (time limits are
+# Sets top, debug (and exports DEBUG), build, obj (the kernel's build
+# directory), slow (time limits are
 # multiplied by it: 4 on the debug kernel, which runs several times slower),
 # vmrun, parse, out (BUILD_DIR/runner) and results (out/results.tsv).
 # shellcheck shell=bash disable=SC2034
@@ -12,6 +13,7 @@ debug=${DEBUG:-0}
 if [ "${1:-}" = --debug ]; then debug=1; shift; fi
 export DEBUG=$debug
 build=${BUILD_DIR:-$top/build}
+if [ "$debug" = 1 ]; then obj=$build/obj-debug; else obj=$build/obj; fi
 slow=1
 [ "$debug" = 1 ] && slow=4
 vmrun=$top/tests/host/vm-run
