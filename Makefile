@@ -5,12 +5,14 @@
 #   make stress   the long reliability runs (odp_stress 10 min, bad input, fault injection, swap)
 #   make patches  the kernel change as a format-patch series + checkpatch
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
-#   make bench-storage  file-backed ODP figures on ext4 (tests/bench/storage-bench)
+#   make bench-storage  file-backed ODP figures on ext4 (tests/host/bench/storage)
 #   make bench    ODP against pinned (one VM boot), the edu figure (bench-edu), the cluster figures (2 VMs), bench-storage
+#   RECORD=1      make check / make bench also rewrite their section of RESULTS.md from what the run measured
 SHELL := /bin/bash
 DEBUG ?= 0
 SUITES ?=
-export DEBUG
+RECORD ?= 0
+export DEBUG RECORD
 
 .PHONY: all deps kernel run check stress patches bench bench-edu bench-storage clean
 
@@ -23,27 +25,27 @@ kernel: deps
 	@bin/kernel-build -s
 
 run: kernel
-	@tests/vm-run --timeout 600 -- tests/main-job
+	@tests/host/vm-run --timeout 600 -- tests/guest/main-job
 
 check: deps
-	@tests/check $(SUITES)
+	@tests/host/check $(SUITES)
 
 # The edu figure: mirror batched DMA mapping vs per-page dma_map_page (VT-d)
 bench-edu: kernel
-	@tests/bench/edu-bench
+	@tests/host/bench/edu
 
 # Storage targets: file-backed ODP READ vs anonymous, cold vs cached, zero-copy vs copy
 bench-storage: kernel
-	@tests/bench/storage-bench
+	@tests/host/bench/storage
 
 stress: deps
-	@tests/stress
+	@tests/host/stress
 
 patches: deps
 	@bin/make-patches
 
 bench: deps
-	@st=0; tests/bench/run || st=$$?; echo; tests/bench/edu-bench || st=$$?; echo; tests/bench/cluster-bench || st=$$?; echo; tests/bench/storage-bench || st=$$?; exit $$st
+	@st=0; tests/host/bench/run || st=$$?; echo; tests/host/bench/edu || st=$$?; echo; tests/host/bench/cluster || st=$$?; echo; tests/host/bench/storage || st=$$?; exit $$st
 
 clean:
 	rm -rf build

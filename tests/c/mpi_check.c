@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * MPI data checks for the cluster suite (tests/cluster): every byte that
+ * MPI data checks for the cluster suite (tests/guest/cluster): every byte that
  * arrives is compared with what was sent.
  *
  *   mpi_check pingpong SIZE ITERS fresh|reuse

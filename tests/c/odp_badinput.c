@@ -63,14 +63,6 @@ static const char *err_name(int e)
 	return buf;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- registration ------------------------------------------------------ */
 
 struct reg_case {
@@ -316,7 +308,7 @@ static int post_big(struct rdma_pair *p, struct odp_buf *src, struct odp_buf *ds
  * rxe's __rxe_cleanup() (rxe_pool.c) waits for the last reference at most
  * RXE_FORCED_CLEANUP_MS, then WARNs and frees the object anyway: a bound at
  * or above that time-out lets the forced (use-after-free) path pass as a
- * success.  The debug kernel runs DEBUG_SLOWDOWN times slower (tests/check's
+ * success.  The debug kernel runs DEBUG_SLOWDOWN times slower (tests/host/check's
  * "slow") and the bound is scaled by it there, so the normal bound is the
  * time-out split into DEBUG_SLOWDOWN + 1 parts: scaled, it still ends one
  * such part before the forced clean-up.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Micro-benchmarks of ODP memory regions against pinned ones, on one device
- * in loopback (RC QP pairs from rdma_util.c).  Used by tests/bench/bench.py.
+ * in loopback (RC QP pairs from rdma_util.c).  Used by tests/guest/bench/bench.py.
  *
  *   odp_bench [-d DEV] [-g GID] [-r ROUNDS] TEST [ARGS]
  *
@@ -23,7 +23,7 @@
  * Every test runs ROUNDS rounds; inside a round the variants alternate
  * (A B, A B, ...), never A A A B B B.  Each round prints one JSON object on
  * one line; times are in nanoseconds (CLOCK_MONOTONIC).  Mirror statistics
- * come from the program named by $ODP_BENCH_MRSTAT (tests/bench/mrstat.py),
+ * come from the program named by $ODP_BENCH_MRSTAT (tests/guest/bench/mrstat.py),
  * which reads the MR's restrack driver attributes; its JSON answer is
  * embedded as is.
  */

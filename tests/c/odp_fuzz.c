@@ -153,7 +153,7 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 #define HMM_RANGE_DEFAULT_TIMEOUT_MS	1000
 /* drivers/infiniband/sw/rxe/rxe_pool.c: __rxe_cleanup()'s forced clean-up */
 #define RXE_FORCED_CLEANUP_MS	50000
-#define DEBUG_SLOWDOWN	4	/* tests/check's "slow" for the debug kernel */
+#define DEBUG_SLOWDOWN	4	/* tests/host/check's "slow" for the debug kernel */
 
 #define CHILD_SECONDS	3
 #define CHILD_MAX_OPS	80
@@ -236,14 +236,6 @@ static unsigned long v_errno, v_status, v_hang, v_counts, v_slab, v_child, v_adv
 static unsigned long wc_hist[32];
 static unsigned long errno_seen[C_NCLS][8];	/* small histogram: 0, then first 7 errnos */
 static int errno_val[C_NCLS][8];
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t rnd64(struct fz *f)
 {

@@ -73,14 +73,6 @@ static const char *dev = "rxe0";
 static long page;
 static struct rdma_ctx r;
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *st_str(int st)
 {
 	return st < 0 ? "no completion" : ibv_wc_status_str(st);

@@ -168,14 +168,6 @@ static unsigned long rnd(unsigned int *seed, unsigned long n)
 	return n ? (unsigned long)rand_r(seed) % n : 0;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Fill the tag words of pages [first, first + n) at @dst with generation @gen. */
 static void fill_tags(unsigned char *dst, unsigned long first, unsigned long n,
 		      unsigned int gen)
@@ -361,7 +353,7 @@ static uint32_t lkey_region(struct worker *w)
 static void one_op(struct worker *w)
 {
 	enum op_kind kind = rnd(&w->seed, OP_KINDS);
-	unsigned long off, len, first, npages;
+	unsigned long off, len, first = 0, npages = 0;
 	struct window win[MAX_OP / PAGE + 2];
 	unsigned int started_post = 0, floor_post = 0;
 	uint64_t slot_before = 0, value = 0;

@@ -100,14 +100,6 @@ static int xfer(enum ibv_wr_opcode op, void *laddr, uint32_t lkey,
 	return st;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A line every 128 MiB, so that a slow run shows where it is. */
 static void progress(const char *what, unsigned long off, unsigned long len)
 {

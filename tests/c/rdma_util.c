@@ -137,7 +137,7 @@ void rdma_pair_destroy(struct rdma_pair *p)
 	p->a = p->b = NULL;
 }
 
-static long now_ms(void)
+long now_ms(void)
 {
 	struct timespec ts;
 

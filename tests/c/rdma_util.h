@@ -44,6 +44,8 @@ int rdma_post_atomic(struct rdma_pair *p, enum ibv_wr_opcode op,
 /* Run one posted operation to completion: the worst status seen, -1 on timeout. */
 int rdma_complete(struct rdma_ctx *r, int nwc);
 int rdma_odp_caps(struct rdma_ctx *r, uint32_t *general, uint32_t *rc);
+/* CLOCK_MONOTONIC in milliseconds */
+long now_ms(void);
 /* Resources of @dev that "rdma res show @what" (mr, qp, ...) lists; -1 on error */
 int rdma_res_count(const char *dev, const char *what);
 

@@ -1,0 +1,45 @@
+# Helpers for the cluster suite, sourced on node1 of tests/host/vm-run --nodes N.
+DEV=${DEV:-rxe0}
+GID_INDEX=${GID_INDEX:-1}	# RoCEv2 GID of the node's 10.0.3.K address
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+if [ -z "${TESTS_BIN:-}" ] && [ -n "${VM_KERNEL_OBJ:-}" ]; then
+	TESTS_BIN=$(dirname "$VM_KERNEL_OBJ")/tests-bin
+fi
+TESTS_BIN=${TESTS_BIN:-$top/build/tests-bin}
+PY=/usr/bin/python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+# The UCX settings MPI jobs on rxe need (README: "MPI over UCX on soft-RoCE").
+# shellcheck source=tests/guest/cluster/ucx.env
+. "$top/tests/guest/cluster/ucx.env"
+
+# on NODE CMD...: run a shell command on a node over ssh.
+on() { local n=$1; shift; ssh "$n" "$@"; }
+
+# mpi NP HOSTS [mpirun args...] -- PROGRAM...: mpirun with the UCX settings.
+mpi() {
+	local np=$1 hosts=$2; shift 2
+	local x=() v
+	for v in $(env | sed -n 's/^\(UCX_[A-Z_0-9]*\)=.*/\1/p'); do x+=(-x "$v"); done
+	mpirun -np "$np" -H "$hosts" --mca pml ucx "${x[@]}" "$@"
+}
+
+# odp_faults NODE: the device-wide ODP fault counter of NODE's rxe0.
+odp_faults() {
+	on "$1" rdma statistic show link "$DEV/1" | tr ' ' '\n' | awk '$1 == "odp_faults" { getline; print; f = 1 } END { if (!f) print "none" }'
+}
+
+# wait_port NODE PORT: wait (at most 20 s) until something listens on TCP PORT
+# of NODE (node1 is this node: no ssh round trip per look).
+wait_port() {
+	local i
+	for i in $(seq 200); do
+		if [ "$1" = "$(hostname)" ]; then
+			ss -ltn | grep -q ":$2 " && return 0
+		else
+			on "$1" "ss -ltn | grep -q ':$2 '" && return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}

@@ -1,0 +1,77 @@
+# Helpers for integration tests running in the VM on rxe0.
+DEV=${DEV:-rxe0}
+GID_INDEX=${GID_INDEX:-1}	# RoCEv2 GID of 10.0.2.15
+SERVER=10.0.2.15
+# Test programs built by tests/host/build-tests, in the BUILD_DIR of the kernel
+# that vm-run booted ($VM_KERNEL_OBJ is BUILD_DIR/obj or BUILD_DIR/obj-debug).
+if [ -z "${TESTS_BIN:-}" ] && [ -n "${VM_KERNEL_OBJ:-}" ]; then
+	TESTS_BIN=$(dirname "$VM_KERNEL_OBJ")/tests-bin
+fi
+TESTS_BIN=${TESTS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/build/tests-bin}
+
+# odp_supported: does the device report general ODP support?
+odp_supported() {
+	ibv_devinfo -v -d "$DEV" | grep -A3 general_odp_caps | grep -q ODP_SUPPORT
+}
+
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "$*"; exit 77; }
+
+# wait_listen PORT PID: wait (at most 10 s) until PID listens on TCP PORT.
+wait_listen() {
+	local i
+	for i in $(seq 100); do
+		ss -ltn 2>/dev/null | grep -q ":$1 " && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# perftest_pair TOOL [ARGS...]: run TOOL as server and client in loopback and
+# print the client's average bandwidth in MB/s.  Returns non-zero on failure.
+# perftest calibrates its cycle counter against the clock first and refuses
+# to report when the fit is poor ("Correlation coefficient r^2 < 0.9"), which
+# under emulation on a loaded host happens now and then before any transfer:
+# only that is tried again, at most 3 times, and said.
+perftest_pair() {
+	local try out st errf
+	errf=$(mktemp)
+	for try in 1 2 3; do
+		out=$(perftest_pair_once "$@" 2> "$errf")
+		st=$?
+		cat "$errf" >&2
+		if [ $st -eq 0 ]; then
+			rm -f "$errf"
+			echo "$out"
+			return 0
+		fi
+		grep -q "Correlation coefficient r^2" "$errf" || break
+		echo "perftest_pair: clock calibration failed (r^2 < 0.9), try $try of 3" >&2
+	done
+	rm -f "$errf"
+	return 1
+}
+
+perftest_pair_once() {
+	local tool=$1; shift
+	local port=$((18515 + RANDOM % 1000))
+	local slog clog
+	slog=$(mktemp) clog=$(mktemp)
+	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "$@" > "$slog" 2>&1 &
+	local spid=$!
+	wait_listen "$port" $spid
+	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "$@" "$SERVER" > "$clog" 2>&1
+	local cst=$?
+	wait $spid
+	local sst=$?
+	sed 's/^/server: /' "$slog" >&2
+	sed 's/^/client: /' "$clog" >&2
+	if [ $cst -ne 0 ] || [ $sst -ne 0 ]; then
+		rm -f "$slog" "$clog"
+		return 1
+	fi
+	# The result line follows the '#bytes' header: bytes iters peak avg ...
+	awk '/#bytes/ { getline; print $4; exit }' "$clog"
+	rm -f "$slog" "$clog"
+}
