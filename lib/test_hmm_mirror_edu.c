@@ -669,6 +669,17 @@ static const struct file_operations edu_fops = {
  * PCI driver
  */
 
+/* Is @dev translated by iommu-dma (does the IOVA-based DMA API work)? */
+static bool edu_uses_iova(struct device *dev)
+{
+	struct dma_iova_state state;
+
+	if (!dma_iova_try_alloc(dev, &state, 0, PAGE_SIZE))
+		return false;
+	dma_iova_free(dev, &state);
+	return true;
+}
+
 static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct edu_dev *edu;
@@ -717,7 +728,7 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	pci_set_drvdata(pdev, edu);
 	dev_info(&pdev->dev, "edu %u.%u, DMA mask %u bits, %s\n",
 		 ident >> 24, (ident >> 16) & 0xff, dma_bits,
-		 dma_iova_capable(&pdev->dev) ? "behind iommu-dma" :
+		 edu_uses_iova(&pdev->dev) ? "behind iommu-dma" :
 		 "no IOMMU translation");
 	return 0;
 }

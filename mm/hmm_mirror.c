@@ -18,7 +18,6 @@
 #include <linux/export.h>
 #include <linux/hmm.h>
 #include <linux/hmm_mirror.h>
-#include <linux/iommu.h>
 #include <linux/jiffies.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
@@ -39,14 +38,14 @@
 /**
  * struct hmm_mirror_leaf - one leaf of the mirror page table
  * @entries: HMM_MIRROR_LEAF_ENTRIES entries
- * @iova: base of the leaf's IOVA range (HMM_MIRROR_DMA_IOVA only)
+ * @iova: the leaf's IOVA range (HMM_MIRROR_DMA_IOVA only)
  * @nr_valid: number of valid entries
  * @next: link in a fault's pool of new leaves, in the mirror's spare leaves or
  *	in a list of leaves to free
  */
 struct hmm_mirror_leaf {
 	u64 *entries;
-	dma_addr_t iova;
+	struct dma_iova_state iova;
 	unsigned int nr_valid;
 	struct hmm_mirror_leaf *next;
 };
@@ -70,12 +69,17 @@ struct hmm_mirror_run {
 	phys_addr_t phys;	/* physical address of the first entry */
 };
 
-/* What a fault batches: the open run and the IOVA span to sync */
+/*
+ * What a fault batches: the open run, and the part of the last leaf it
+ * linked runs into that still needs an IOTLB sync.
+ */
 struct hmm_mirror_batch {
 	struct hmm_mirror_run run;
-	dma_addr_t sync_start;
-	dma_addr_t sync_end;	/* sync_start == sync_end: nothing linked */
+	struct hmm_mirror_leaf *sync_leaf;	/* NULL: nothing to sync */
+	size_t sync_start;	/* offsets in sync_leaf's IOVA range */
+	size_t sync_end;
 	unsigned long maps;	/* DMA map operations, for stats.dma_maps */
+	unsigned long syncs;	/* IOTLB syncs, for stats.dma_syncs */
 };
 
 /* Index of the mirror page that holds @addr */
@@ -100,11 +104,18 @@ static size_t hmm_mirror_leaf_span(struct hmm_mirror *mirror)
 	return (size_t)HMM_MIRROR_LEAF_ENTRIES << mirror->page_shift;
 }
 
+/* Offset of entry @slot in its leaf's IOVA range */
+static size_t hmm_mirror_slot_offset(struct hmm_mirror *mirror,
+				     unsigned int slot)
+{
+	return (size_t)slot << mirror->page_shift;
+}
+
 static dma_addr_t hmm_mirror_leaf_iova(struct hmm_mirror *mirror,
 				       struct hmm_mirror_leaf *leaf,
 				       unsigned int slot)
 {
-	return leaf->iova + ((dma_addr_t)slot << mirror->page_shift);
+	return leaf->iova.addr + hmm_mirror_slot_offset(mirror, slot);
 }
 
 /*
@@ -148,7 +159,6 @@ static bool hmm_mirror_clip(struct hmm_mirror *mirror, unsigned long *start,
 static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror)
 {
 	struct hmm_mirror_leaf *leaf;
-	int ret;
 
 	/* Charged to the mirrored mm's memory cgroup: see hmm_mirror_fault() */
 	leaf = kmalloc(sizeof(*leaf), GFP_KERNEL_ACCOUNT);
@@ -159,18 +169,16 @@ static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror)
 		kfree(leaf);
 		return ERR_PTR(-ENOMEM);
 	}
-	leaf->iova = 0;
+	leaf->iova = (struct dma_iova_state){};
 	leaf->nr_valid = 0;
 	leaf->next = NULL;
 
-	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA) {
-		ret = dma_iova_reserve(mirror->dma_dev,
-				       hmm_mirror_leaf_span(mirror), &leaf->iova);
-		if (ret) {
-			kfree(leaf->entries);
-			kfree(leaf);
-			return ERR_PTR(ret);
-		}
+	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA &&
+	    !dma_iova_try_alloc(mirror->dma_dev, &leaf->iova, 0,
+				hmm_mirror_leaf_span(mirror))) {
+		kfree(leaf->entries);
+		kfree(leaf);
+		return ERR_PTR(-ENOMEM);
 	}
 	return leaf;
 }
@@ -180,8 +188,7 @@ static void hmm_mirror_leaf_free(struct hmm_mirror *mirror,
 				 struct hmm_mirror_leaf *leaf)
 {
 	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA)
-		dma_iova_unreserve(mirror->dma_dev, leaf->iova,
-				   hmm_mirror_leaf_span(mirror));
+		dma_iova_free(mirror->dma_dev, &leaf->iova);
 	kfree(leaf->entries);
 	kfree(leaf);
 }
@@ -189,9 +196,9 @@ static void hmm_mirror_leaf_free(struct hmm_mirror *mirror,
 /*
  * Dispose of a leaf removed from the table, with the mirror locked: keep it
  * as a spare, IOVA range included, or free it.  The leaf is empty (all its
- * entries are zero) and nothing is mapped in its IOVA range any more: its
+ * entries are zero) and nothing is linked in its IOVA range any more: its
  * entries were unlinked and the IOTLB flushed, or they were never linked.
- * Reusing the range is then no different from reserving it again.
+ * Reusing the range is then no different from allocating it again.
  */
 static void hmm_mirror_leaf_put(struct hmm_mirror *mirror,
 				struct hmm_mirror_leaf *leaf)
@@ -268,16 +275,17 @@ static void hmm_mirror_dirty_page(struct hmm_mirror *mirror, u64 entry)
  * Unmapping
  */
 
+/* Unlink the open run; the IOTLB flush is left to the unlink batch */
 static void hmm_mirror_unlink_run(struct hmm_mirror *mirror,
 				  struct hmm_mirror_run *run,
-				  struct iommu_iotlb_gather *gather)
+				  struct dma_iova_unlink_batch *batch)
 {
 	if (!run->nr)
 		return;
-	dma_iova_unlink(mirror->dma_dev,
-			hmm_mirror_leaf_iova(mirror, run->leaf, run->slot),
-			(size_t)run->nr << mirror->page_shift,
-			DMA_BIDIRECTIONAL, 0, gather);
+	dma_iova_unlink_batched(mirror->dma_dev, &run->leaf->iova,
+				hmm_mirror_slot_offset(mirror, run->slot),
+				hmm_mirror_slot_offset(mirror, run->nr),
+				DMA_BIDIRECTIONAL, 0, batch);
 	run->nr = 0;
 }
 
@@ -294,12 +302,12 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 	unsigned long last = hmm_mirror_index(mirror, end - 1);
 	struct hmm_mirror_leaf *leaf, *freelist = NULL;
 	struct hmm_mirror_run run = {};
-	struct iommu_iotlb_gather gather;
+	struct dma_iova_unlink_batch batch;
 	unsigned long leaf_index, cleared = 0;
 	bool unlinked = false;
 
 	lockdep_assert_held(&mirror->lock);
-	iommu_iotlb_gather_init(&gather);
+	dma_iova_unlink_batch_init(&batch);
 
 	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
 		unsigned int slot, slot_end;
@@ -310,7 +318,7 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 			u64 entry = leaf->entries[slot];
 
 			if (!hmm_mirror_entry_valid(entry)) {
-				hmm_mirror_unlink_run(mirror, &run, &gather);
+				hmm_mirror_unlink_run(mirror, &run, &batch);
 				continue;
 			}
 
@@ -339,7 +347,7 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 			hmm_mirror_clear_entry(mirror, leaf, slot);
 			cleared++;
 		}
-		hmm_mirror_unlink_run(mirror, &run, &gather);
+		hmm_mirror_unlink_run(mirror, &run, &batch);
 
 		if (!leaf->nr_valid) {
 			hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
@@ -348,8 +356,9 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 		}
 	}
 
+	/* One IOTLB flush for every run of every leaf */
 	if (unlinked) {
-		dma_iova_unlink_sync(mirror->dma_dev, &gather);
+		dma_iova_unlink_batch_sync(mirror->dma_dev, &batch);
 		atomic64_inc(&mirror->stats.dma_flushes);
 	}
 
@@ -546,26 +555,47 @@ static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 }
 
 /*
+ * Make the links of the batch's sync leaf visible to the device: one IOTLB
+ * sync for all the runs a fault linked into one leaf.
+ */
+static int hmm_mirror_sync_leaf(struct hmm_mirror *mirror,
+				struct hmm_mirror_batch *batch)
+{
+	struct hmm_mirror_leaf *leaf = batch->sync_leaf;
+
+	if (!leaf)
+		return 0;
+	batch->sync_leaf = NULL;
+	batch->syncs++;
+	return dma_iova_sync(mirror->dma_dev, &leaf->iova, batch->sync_start,
+			     batch->sync_end - batch->sync_start);
+}
+
+/*
  * Map the open run into its leaf's IOVA range.  On failure its entries are
  * cleared again, and the leaf freed if that left it empty (nothing of the
- * run is mapped then).
+ * run is mapped then, and nothing else in the leaf: it is not the sync
+ * leaf).  The links of the previous leaf are synced first, so that a fault
+ * costs one IOTLB sync per leaf it maps pages in.
  */
 static int hmm_mirror_link_run(struct hmm_mirror *mirror,
 			       struct hmm_mirror_batch *batch)
 {
 	struct hmm_mirror_run *run = &batch->run;
 	struct hmm_mirror_leaf *leaf = run->leaf;
-	size_t size = (size_t)run->nr << mirror->page_shift;
-	dma_addr_t iova;
+	size_t offset = hmm_mirror_slot_offset(mirror, run->slot);
+	size_t size = hmm_mirror_slot_offset(mirror, run->nr);
 	unsigned int i;
-	int ret;
+	int ret = 0;
 
 	if (!run->nr)
 		return 0;
 
-	iova = hmm_mirror_leaf_iova(mirror, leaf, run->slot);
-	ret = dma_iova_link(mirror->dma_dev, iova, run->phys, size,
-			    DMA_BIDIRECTIONAL, 0, GFP_ATOMIC);
+	if (batch->sync_leaf != leaf)
+		ret = hmm_mirror_sync_leaf(mirror, batch);
+	if (!ret)
+		ret = dma_iova_link(mirror->dma_dev, &leaf->iova, run->phys,
+				    offset, size, DMA_BIDIRECTIONAL, 0);
 	if (ret) {
 		for (i = 0; i < run->nr; i++)
 			hmm_mirror_clear_entry(mirror, leaf, run->slot + i);
@@ -578,12 +608,13 @@ static int hmm_mirror_link_run(struct hmm_mirror *mirror,
 	}
 	batch->maps++;
 
-	if (batch->sync_start == batch->sync_end) {
-		batch->sync_start = iova;
-		batch->sync_end = iova + size;
+	if (batch->sync_leaf != leaf) {
+		batch->sync_leaf = leaf;
+		batch->sync_start = offset;
+		batch->sync_end = offset + size;
 	} else {
-		batch->sync_start = min(batch->sync_start, iova);
-		batch->sync_end = max(batch->sync_end, iova + size);
+		batch->sync_start = min(batch->sync_start, offset);
+		batch->sync_end = max(batch->sync_end, offset + size);
 	}
 	run->nr = 0;
 	return 0;
@@ -659,27 +690,21 @@ static int hmm_mirror_map_page(struct hmm_mirror *mirror,
 }
 
 /*
- * Close a fault's batch: link the open run and make everything linked
- * visible to the device with one IOTLB sync.
+ * Close a fault's batch: link the open run and make what is linked in the
+ * last leaf visible to the device (the leaves before were synced when the
+ * fault moved on from them).
  */
 static int hmm_mirror_finish_batch(struct hmm_mirror *mirror,
 				   struct hmm_mirror_batch *batch)
 {
-	int ret;
+	int ret, err;
 
 	if (mirror->dma_mode != HMM_MIRROR_DMA_IOVA)
 		return 0;
 
 	ret = hmm_mirror_link_run(mirror, batch);
-	if (batch->sync_start != batch->sync_end) {
-		int err = dma_iova_sync(mirror->dma_dev, batch->sync_start,
-					batch->sync_end - batch->sync_start);
-
-		atomic64_inc(&mirror->stats.dma_syncs);
-		if (!ret)
-			ret = err;
-	}
-	return ret;
+	err = hmm_mirror_sync_leaf(mirror, batch);
+	return ret ?: err;
 }
 
 /*
@@ -769,6 +794,7 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 	if (ret)
 		hmm_mirror_prune(mirror, range->start, range->end);
 	atomic64_add(batch.maps, &mirror->stats.dma_maps);
+	atomic64_add(batch.syncs, &mirror->stats.dma_syncs);
 	atomic64_add(mirror->nr_valid - nr_valid, &mirror->stats.pages_faulted);
 	return ret;
 }
@@ -930,12 +956,32 @@ EXPORT_SYMBOL_GPL(hmm_mirror_fault);
  * Set-up and tear-down
  */
 
+/*
+ * Can @dev use one IOVA range per leaf, each mirror page of @page_shift
+ * linked on its own?  dma_iova_link() wants every link but the first to
+ * start on a merge boundary; then the IOVA-based API must work for @dev at
+ * all, which only trying tells.
+ */
+static bool hmm_mirror_can_use_iova(struct device *dev,
+				    unsigned int page_shift)
+{
+	struct dma_iova_state state;
+
+	if (dma_get_merge_boundary(dev) > (1UL << page_shift) - 1)
+		return false;
+	if (!dma_iova_try_alloc(dev, &state, 0, 1UL << page_shift))
+		return false;
+	dma_iova_free(dev, &state);
+	return true;
+}
+
 static int hmm_mirror_pick_dma_mode(struct hmm_mirror *mirror,
-				    struct device *dma_dev)
+				    struct device *dma_dev,
+				    unsigned int page_shift)
 {
 	if (!dma_dev)
 		mirror->dma_mode = HMM_MIRROR_DMA_NONE;
-	else if (dma_iova_capable(dma_dev))
+	else if (hmm_mirror_can_use_iova(dma_dev, page_shift))
 		mirror->dma_mode = HMM_MIRROR_DMA_IOVA;
 	else if (dma_can_map_phys_direct(dma_dev))
 		mirror->dma_mode = HMM_MIRROR_DMA_DIRECT;
@@ -987,7 +1033,7 @@ int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
 		return -EINVAL;
 
 	memset(mirror, 0, sizeof(*mirror));
-	ret = hmm_mirror_pick_dma_mode(mirror, dma_dev);
+	ret = hmm_mirror_pick_dma_mode(mirror, dma_dev, page_shift);
 	if (ret)
 		return ret;
 	mirror->ops = ops;

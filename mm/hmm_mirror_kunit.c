@@ -930,9 +930,15 @@ static void hmm_mirror_test_dma_direct(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_flushes), 0);
 }
 
+/* A device the IOVA-based DMA API works for */
 static int find_iova_dev(struct device *dev, const void *data)
 {
-	return dma_iova_capable(dev);
+	struct dma_iova_state state;
+
+	if (!dma_iova_try_alloc(dev, &state, 0, PAGE_SIZE))
+		return 0;
+	dma_iova_free(dev, &state);
+	return 1;
 }
 
 static void put_dev(void *dev)
@@ -1105,7 +1111,20 @@ static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d), 0);
 	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d + 3 * PAGE_SIZE), 0);
 
-	/* destroy frees the spare and the leaf in use (it WARNs otherwise) */
+	/* a fault across two leaves syncs each leaf once (the spare, leaf1) */
+	fault_ok(test, tm, leaf1 - 2 * PAGE_SIZE, 4 * PAGE_SIZE,
+		 HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 2);
+	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 0);
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_syncs), 5);
+	e = entry_of(tm, leaf1 - PAGE_SIZE);
+	hmm_mirror_lock(m);
+	d = hmm_mirror_entry_dma(m, leaf1 - PAGE_SIZE, e);
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d),
+			hmm_mirror_entry_phys(e));
+
+	/* destroy frees the leaves in use (it WARNs otherwise) */
 	test_mirror_destroy(tm);
 	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 0);
 }

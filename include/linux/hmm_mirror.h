@@ -67,7 +67,8 @@ struct hmm_mirror_ops {
  * @fault_errors: failed hmm_mirror_fault() calls
  * @dma_maps: DMA map operations: one per contiguous run linked into an IOVA
  *	range, one per page mapped with dma-direct
- * @dma_syncs: IOTLB syncs after mapping (at most one per fault)
+ * @dma_syncs: IOTLB syncs after mapping (one per leaf a fault linked pages
+ *	in: one for a fault inside one leaf)
  * @dma_flushes: IOTLB flushes after unmapping (at most one per invalidation
  *	or hmm_mirror_unmap() call)
  */
@@ -89,7 +90,8 @@ struct hmm_mirror_stats {
  *	it) uses physical addresses or struct pages
  * @HMM_MIRROR_DMA_DIRECT: dma-direct without bouncing, DMA address is
  *	phys_to_dma() of the page
- * @HMM_MIRROR_DMA_IOVA: iommu-dma, each leaf owns one IOVA range of
+ * @HMM_MIRROR_DMA_IOVA: the IOVA-based DMA API (iommu-dma), each leaf owns
+ *	one IOVA range (struct dma_iova_state) of
  *	%HMM_MIRROR_LEAF_ENTRIES mirror pages, DMA address is the leaf's IOVA
  *	plus the entry's offset in the leaf
  */
