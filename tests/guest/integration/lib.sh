@@ -28,6 +28,19 @@ wait_listen() {
 	return 1
 }
 
+# rc_pingpong_pair BASEPORT ARGS...: ibv_rc_pingpong server and client in
+# loopback with ARGS, on a port drawn from [BASEPORT, BASEPORT + 1000);
+# fails the test when either side fails.
+rc_pingpong_pair() {
+	local port=$(($1 + RANDOM % 1000)) spid
+	shift
+	ibv_rc_pingpong -d "$DEV" -g "$GID_INDEX" -p $port "$@" > /tmp/pp-s.log 2>&1 &
+	spid=$!
+	wait_listen $port $spid || fail "server did not start: $(cat /tmp/pp-s.log)"
+	ibv_rc_pingpong -d "$DEV" -g "$GID_INDEX" -p $port "$@" "$SERVER" || fail "client failed"
+	wait $spid || fail "server failed: $(cat /tmp/pp-s.log)"
+}
+
 # perftest_pair TOOL [ARGS...]: run TOOL as server and client in loopback and
 # print the client's average bandwidth in MB/s.  Returns non-zero on failure.
 # perftest calibrates its cycle counter against the clock first and refuses

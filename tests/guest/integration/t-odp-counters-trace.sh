@@ -28,12 +28,7 @@ echo 1 > $tr/tracing_on
 
 # Implicit ODP ping-pong: the counters must move.
 f0=$(counter odp_faults) p0=$(counter odp_pages_faulted)
-port=$((20515 + RANDOM % 1000))
-ibv_rc_pingpong -d "$DEV" -g "$GID_INDEX" -p $port -O -c -n 100 > /tmp/pp-s.log 2>&1 &
-spid=$!
-wait_listen $port $spid || fail "server did not start: $(cat /tmp/pp-s.log)"
-ibv_rc_pingpong -d "$DEV" -g "$GID_INDEX" -p $port -O -c -n 100 "$SERVER" || fail "client failed"
-wait $spid || fail "server failed: $(cat /tmp/pp-s.log)"
+rc_pingpong_pair 20515 -O -c -n 100
 sleep 0.1	# the core caches hardware counters for 10 ms
 f1=$(counter odp_faults) p1=$(counter odp_pages_faulted)
 echo "rc_pingpong -O -c: odp_faults $f0 -> $f1, odp_pages_faulted $p0 -> $p1"

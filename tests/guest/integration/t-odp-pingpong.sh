@@ -1,9 +1,4 @@
 # ibv_rc_pingpong with an ODP MR (-o), payload checked (-c).
 . ./lib.sh
 odp_supported || fail "rxe0 reports no ODP support"
-port=$((19515 + RANDOM % 1000))
-ibv_rc_pingpong -d "$DEV" -g "$GID_INDEX" -p $port -o -c -n 100 > /tmp/pp-s.log 2>&1 &
-spid=$!
-wait_listen $port $spid || fail "server did not start: $(cat /tmp/pp-s.log)"
-ibv_rc_pingpong -d "$DEV" -g "$GID_INDEX" -p $port -o -c -n 100 "$SERVER" || fail "client failed"
-wait $spid || fail "server failed: $(cat /tmp/pp-s.log)"
+rc_pingpong_pair 19515 -o -c -n 100
