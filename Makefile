@@ -4,6 +4,7 @@
 #   make kernel   build the patched kernel only      (DEBUG=1: debug variant)
 #   make stress   the long reliability runs (odp_stress 10 min, bad input, fault injection, swap)
 #   make patches  the kernel change as a format-patch series + checkpatch
+#   make bisect-check  every prefix of the series builds (W=1 on what it touches), KUnit on the last
 #   make bench-edu  batched vs per-page DMA mapping on the edu device (VT-d)
 #   make bench-storage  file-backed ODP figures on ext4 (tests/host/bench/storage)
 #   make bench    ODP against pinned (one VM boot), the edu figure (bench-edu), the cluster figures (2 VMs), bench-storage
@@ -14,7 +15,7 @@ SUITES ?=
 RECORD ?= 0
 export DEBUG RECORD
 
-.PHONY: all deps kernel run check stress patches bench bench-edu bench-storage clean
+.PHONY: all deps kernel run check stress patches bisect-check bench bench-edu bench-storage clean
 
 all: kernel
 
@@ -43,6 +44,9 @@ stress: deps
 
 patches: deps
 	@bin/make-patches
+
+bisect-check: deps
+	@bin/bisect-check
 
 bench: deps
 	@st=0; tests/host/bench/run || st=$$?; echo; tests/host/bench/edu || st=$$?; echo; tests/host/bench/cluster || st=$$?; echo; tests/host/bench/storage || st=$$?; exit $$st
