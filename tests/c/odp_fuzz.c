@@ -445,6 +445,7 @@ static void write_file(const char *path, const char *s)
  * cache: they are the remainder.
  */
 #define MAX_CACHES	1024
+#define GROWTH_LEN	320	/* room for slab_growth()'s text */
 struct slab_snap {
 	int n;
 	struct { char name[64]; long kib; } c[MAX_CACHES];
@@ -478,7 +479,7 @@ static void read_slabinfo(struct slab_snap *s)
  */
 static const char *slab_growth(long delta_kib)
 {
-	static char buf[320];
+	static char buf[GROWTH_LEN];
 	long d[MAX_CACHES], in_caches = 0;
 	int len = 0;
 
@@ -571,8 +572,6 @@ static long slab_base(void)
  * not short, KFREE_DRAIN_JIFFIES) comes back late, a leak does not.
  */
 #define SETTLE_MS	250
-/* how many times growth above the tolerance is tried again (see fork_round) */
-#define SLAB_REPLAYS	2
 #define SETTLE_TOTAL_MS	6000
 static long slab_after(long s0)
 {
@@ -583,6 +582,27 @@ static long slab_after(long s0)
 		s1 = settled_slab();
 	}
 	return s1;
+}
+
+/*
+ * Growth above the tolerance is a leak only if it repeats: a leak grows again
+ * every time the same work is done, a cache the kernel grows once does not.
+ * The callers try such work again SLAB_REPLAYS times; repeated() writes the
+ * replays' deltas to @buf and says whether every one grew above tolerance.
+ */
+#define SLAB_REPLAYS	2
+static bool repeated(const long *r, char *buf, size_t len)
+{
+	int grew = 0, n = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < SLAB_REPLAYS; i++) {
+		n += snprintf(buf + n, len - n, "%s%+ld", i ? ", " : "", r[i]);
+		grew += r[i] > slab_tol_kib;
+		if (n >= (int)len)
+			break;
+	}
+	return grew == SLAB_REPLAYS;
 }
 
 /* MR and QP counts of the device from "rdma res show" */
@@ -1167,16 +1187,15 @@ static long advise_huge_once(struct fz *f, struct mr_ent *m)
 }
 
 /*
- * Growth above the tolerance must repeat to be a leak (as for children): a
- * prefetch that grew Slab is followed by SLAB_REPLAYS more of other 4 GiB
- * ranges, since memory kept per unmapped page would grow again with each.
+ * A prefetch that grew Slab is followed by SLAB_REPLAYS more of other 4 GiB
+ * ranges (see repeated()): memory kept per unmapped page grows again with
+ * each new range, not with the same one.
  */
 static void op_advise_huge(struct fz *f)
 {
 	struct mr_ent *m = huge_mr(f);
-	char growth[320];
+	char growth[GROWTH_LEN], replays[64];
 	long d, r[SLAB_REPLAYS];
-	int grew = 0;
 
 	if (!m)
 		return;
@@ -1184,17 +1203,15 @@ static void op_advise_huge(struct fz *f)
 	if (f->child || d <= slab_tol_kib)
 		return;
 	snprintf(growth, sizeof(growth), "%s", slab_growth(d));
-	for (int i = 0; i < SLAB_REPLAYS; i++) {
+	for (int i = 0; i < SLAB_REPLAYS; i++)
 		r[i] = advise_huge_once(f, m);
-		grew += r[i] > slab_tol_kib;
-	}
-	if (grew == SLAB_REPLAYS)
+	if (repeated(r, replays, sizeof(replays)))
 		violation(&v_huge, f, "NO_FAULT prefetches of 4 GiB of unmapped memory grew Slab by %ld "
-			  "KiB (%s), then %+ld, %+ld KiB (tolerance %ld KiB): kernel memory for pages "
-			  "that are not mirrored", d, growth, r[0], r[1], slab_tol_kib);
+			  "KiB (%s), then %s KiB (tolerance %ld KiB): kernel memory for pages that "
+			  "are not mirrored", d, growth, replays, slab_tol_kib);
 	else
-		printf("# advise-huge: Slab +%ld KiB (%s), then %+ld, %+ld KiB: not repeated, no "
-		       "leak\n", d, growth, r[0], r[1]);
+		printf("# advise-huge: Slab +%ld KiB (%s), then %s KiB: not repeated, no leak\n", d,
+		       growth, replays);
 }
 
 /* ---- work requests -------------------------------------------------------- */
@@ -1599,35 +1616,25 @@ static long child_round(struct fz *f, uint64_t cseed, bool calib, bool replay, c
 	return s1 - s0;
 }
 
-/*
- * A child, and its Slab check.  Slab after a child that did more than the
- * calibration children can stay up once for reasons that are not a leak (a
- * cache or table the kernel grows on first use and keeps), and a leak grows
- * again every time the same work is done: a child whose Slab delta is above
- * the tolerance is replayed SLAB_REPLAYS times with the same seed, and only
- * growth above the tolerance in every replay too is a violation.
- */
+/* A child, and its Slab check: growth above the tolerance must repeat (repeated()) */
 static long fork_round(struct fz *f, bool calib)
 {
 	uint64_t cseed = splitmix(seed ^ (n_children + 1) * 0x9e37ULL);
-	char growth[320];
+	char growth[GROWTH_LEN], replays[64];
 	long d, r[SLAB_REPLAYS];
-	int grew = 0;
 
 	d = child_round(f, cseed, calib, false, growth, sizeof(growth));
 	if (calib || d <= slab_tol_kib)
 		return d;
-	for (int i = 0; i < SLAB_REPLAYS; i++) {
+	for (int i = 0; i < SLAB_REPLAYS; i++)
 		r[i] = child_round(f, cseed, false, true, NULL, 0);
-		grew += r[i] > slab_tol_kib;
-	}
-	if (grew == SLAB_REPLAYS)
-		violation(&v_slab, f, "child seed %#" PRIx64 ": Slab +%ld KiB (%s), and again +%ld, +%ld "
-			  "KiB when replayed: > tolerance %ld KiB each time", cseed, d, growth, r[0],
-			  r[1], slab_tol_kib);
+	if (repeated(r, replays, sizeof(replays)))
+		violation(&v_slab, f, "child seed %#" PRIx64 ": Slab +%ld KiB (%s), and again %s KiB "
+			  "when replayed: > tolerance %ld KiB each time", cseed, d, growth, replays,
+			  slab_tol_kib);
 	else
-		printf("# child seed %#" PRIx64 ": Slab +%ld KiB (%s), replayed: %+ld, %+ld KiB: "
-		       "not repeated, no leak\n", cseed, d, growth, r[0], r[1]);
+		printf("# child seed %#" PRIx64 ": Slab +%ld KiB (%s), replayed: %s KiB: not repeated, "
+		       "no leak\n", cseed, d, growth, replays);
 	return d;
 }
 
