@@ -34,6 +34,7 @@
 #include <linux/fs.h>
 #include <linux/hmm_mirror.h>
 #include <linux/io.h>
+#include <linux/iommu.h>
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -528,6 +529,87 @@ out_free:
 	return ret;
 }
 
+/*
+ * The IOMMU's own view of what the mirror mapped: a driver may look at its
+ * device's translations, the mirror (in mm/) only uses the DMA API.
+ */
+static struct iommu_domain *edu_iova_domain(struct edu_file *ef)
+{
+	if (hmm_mirror_dma_mode(&ef->mirror) != HMM_MIRROR_DMA_IOVA)
+		return NULL;
+	return iommu_get_domain_for_dev(&ef->edu->pdev->dev);
+}
+
+struct edu_iova_walk {
+	struct iommu_domain *domain;
+	struct edu_mirror_iova_check *check;
+};
+
+static int edu_iova_check_entry(struct hmm_mirror *mirror, unsigned long addr,
+				u64 entry, dma_addr_t dma, void *priv)
+{
+	struct edu_iova_walk *walk = priv;
+	struct edu_mirror_iova_check *check = walk->check;
+
+	if (!check->entries++)
+		check->first_iova = dma;
+	if (iommu_iova_to_phys(walk->domain, dma) !=
+	    hmm_mirror_entry_phys(entry))
+		check->wrong++;
+	return 0;
+}
+
+static int edu_ioctl_iova_check(struct edu_file *ef, void __user *uarg)
+{
+	struct edu_mirror_iova_check check;
+	struct edu_iova_walk walk = { .check = &check };
+	int ret;
+
+	if (copy_from_user(&check, uarg, sizeof(check)))
+		return -EFAULT;
+	if (!check.len || !PAGE_ALIGNED(check.addr | check.len) ||
+	    check.addr + check.len < check.addr)
+		return -EINVAL;
+	walk.domain = edu_iova_domain(ef);
+	if (!walk.domain)
+		return -EOPNOTSUPP;
+
+	check.entries = 0;
+	check.wrong = 0;
+	check.first_iova = 0;
+	hmm_mirror_lock(&ef->mirror);
+	ret = hmm_mirror_walk(&ef->mirror, check.addr, check.addr + check.len,
+			      edu_iova_check_entry, &walk);
+	hmm_mirror_unlock(&ef->mirror);
+	if (ret)
+		return ret;
+	return copy_to_user(uarg, &check, sizeof(check)) ? -EFAULT : 0;
+}
+
+static int edu_ioctl_iova_mapped(struct edu_file *ef, void __user *uarg)
+{
+	struct edu_mirror_iova_mapped req;
+	struct iommu_domain *domain;
+	u64 off;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (!req.len || !PAGE_ALIGNED(req.iova | req.len) ||
+	    req.iova + req.len < req.iova)
+		return -EINVAL;
+	if (req.len >> PAGE_SHIFT > EDU_MAX_PAGES)
+		return -E2BIG;
+	domain = edu_iova_domain(ef);
+	if (!domain)
+		return -EOPNOTSUPP;
+
+	req.pages = 0;
+	for (off = 0; off < req.len; off += PAGE_SIZE)
+		if (iommu_iova_to_phys(domain, req.iova + off))
+			req.pages++;
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
 static int edu_ioctl_init(struct edu_file *ef, void __user *uarg)
 {
 	struct edu_mirror_init init;
@@ -601,6 +683,10 @@ static long edu_fop_ioctl(struct file *file, unsigned int command,
 		edu_ioctl_stats(ef, &stats);
 		return copy_to_user(uarg, &stats, sizeof(stats)) ? -EFAULT : 0;
 	}
+	if (command == EDU_MIRROR_IOC_IOVA_CHECK)
+		return edu_ioctl_iova_check(ef, uarg);
+	if (command == EDU_MIRROR_IOC_IOVA_MAPPED)
+		return edu_ioctl_iova_mapped(ef, uarg);
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;

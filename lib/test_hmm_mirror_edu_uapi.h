@@ -123,6 +123,36 @@ struct edu_mirror_stats {
 	__u64 inval_waited;
 };
 
+/**
+ * struct edu_mirror_iova_check - argument of EDU_MIRROR_IOC_IOVA_CHECK
+ * @addr: user address, page aligned
+ * @len: length in bytes, page aligned
+ * @entries: out: valid mirror entries in the range
+ * @wrong: out: entries whose DMA address the device's IOMMU domain does not
+ *	translate to the entry's page
+ * @first_iova: out: DMA address of the first valid entry
+ */
+struct edu_mirror_iova_check {
+	__u64 addr;
+	__u64 len;
+	__u64 entries;
+	__u64 wrong;
+	__u64 first_iova;
+};
+
+/**
+ * struct edu_mirror_iova_mapped - argument of EDU_MIRROR_IOC_IOVA_MAPPED
+ * @iova: DMA address, page aligned
+ * @len: length in bytes, page aligned
+ * @pages: out: pages of [@iova, @iova + @len) the device's IOMMU domain
+ *	still translates
+ */
+struct edu_mirror_iova_mapped {
+	__u64 iova;
+	__u64 len;
+	__u64 pages;
+};
+
 #define EDU_MIRROR_IOC_INIT	_IOWR('E', 0x00, struct edu_mirror_init)
 /* user memory -> device buffer */
 #define EDU_MIRROR_IOC_TO_DEV	_IOWR('E', 0x01, struct edu_mirror_cmd)
@@ -135,5 +165,10 @@ struct edu_mirror_stats {
 /* pin + dma_map_page() page by page, then dma_unmap_page() + unpin */
 #define EDU_MIRROR_IOC_BASELINE	_IOWR('E', 0x05, struct edu_mirror_cmd)
 #define EDU_MIRROR_IOC_STATS	_IOR('E', 0x06, struct edu_mirror_stats)
+/* the IOMMU's view of the mirror's DMA addresses (EDU_MIRROR_DMA_IOVA only) */
+#define EDU_MIRROR_IOC_IOVA_CHECK	\
+	_IOWR('E', 0x07, struct edu_mirror_iova_check)
+#define EDU_MIRROR_IOC_IOVA_MAPPED	\
+	_IOWR('E', 0x08, struct edu_mirror_iova_mapped)
 
 #endif /* _LIB_TEST_HMM_MIRROR_EDU_UAPI_H */

@@ -17,7 +17,6 @@
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/hmm_mirror.h>
-#include <linux/iommu.h>
 #include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/pci.h>
@@ -946,20 +945,23 @@ static void put_dev(void *dev)
 	put_device(dev);
 }
 
-struct iommu_check {
-	struct iommu_domain *domain;
+/*
+ * Only the DMA addresses are checked here: what the IOMMU translates them
+ * to is the device's business, checked by the edu test driver
+ * (lib/test_hmm_mirror_edu.c, EDU_MIRROR_IOC_IOVA_CHECK and _MAPPED).
+ */
+struct iova_check {
 	unsigned long count;
 	unsigned long bad;
 	dma_addr_t prev;
 };
 
-static int check_iommu_entry(struct hmm_mirror *mirror, unsigned long addr,
-			     u64 entry, dma_addr_t dma, void *priv)
+static int check_iova_entry(struct hmm_mirror *mirror, unsigned long addr,
+			    u64 entry, dma_addr_t dma, void *priv)
 {
-	struct iommu_check *ic = priv;
+	struct iova_check *ic = priv;
 
-	if (iommu_iova_to_phys(ic->domain, dma) !=
-	    hmm_mirror_entry_phys(entry))
+	if (dma == DMA_MAPPING_ERROR)
 		ic->bad++;
 	/* entries of one leaf are IOVA-contiguous */
 	if (ic->count && dma != ic->prev + PAGE_SIZE)
@@ -973,17 +975,14 @@ static void hmm_mirror_test_dma_iommu(struct kunit *test)
 {
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	struct iommu_check ic = {};
+	struct iova_check ic = {};
 	struct device *dev;
-	unsigned long addr, i;
-	dma_addr_t dma[16];
+	unsigned long addr;
 
 	dev = bus_find_device(&pci_bus_type, NULL, NULL, find_iova_dev);
 	if (!dev)
 		kunit_skip(test, "no device translated by iommu-dma");
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, put_dev, dev));
-	ic.domain = iommu_get_domain_for_dev(dev);
-	KUNIT_ASSERT_NOT_NULL(test, ic.domain);
 	kunit_info(test, "using %s\n", dev_name(dev));
 
 	addr = test_mmap(test, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE);
@@ -1002,13 +1001,9 @@ static void hmm_mirror_test_dma_iommu(struct kunit *test)
 
 	hmm_mirror_lock(m);
 	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + 16 * PAGE_SIZE,
-						 check_iommu_entry, &ic));
+						 check_iova_entry, &ic));
 	KUNIT_EXPECT_EQ(test, ic.count, 16);
 	KUNIT_EXPECT_EQ(test, ic.bad, 0);
-	for (i = 0; i < 16; i++)
-		dma[i] = hmm_mirror_entry_dma(m, addr + i * PAGE_SIZE,
-					      hmm_mirror_entry(m, addr +
-							       i * PAGE_SIZE));
 	hmm_mirror_unlock(m);
 
 	/* page 0 stays mapped by the CPU, so the leaf and its IOVA stay */
@@ -1016,10 +1011,6 @@ static void hmm_mirror_test_dma_iommu(struct kunit *test)
 	vm_munmap(addr + PAGE_SIZE, 15 * PAGE_SIZE);
 	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_flushes), 1);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 1);
-	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(ic.domain, dma[0]),
-			hmm_mirror_entry_phys(entry_of(tm, addr)));
-	for (i = 1; i < 16; i++)
-		KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(ic.domain, dma[i]), 0);
 
 	/* a read fault on the unmapped part now fails, page 0 still works */
 	KUNIT_EXPECT_EQ(test, -EFAULT, hmm_mirror_fault(m, addr, 2 * PAGE_SIZE,
@@ -1039,10 +1030,9 @@ static void hmm_mirror_test_dma_iommu(struct kunit *test)
  */
 static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 {
-	unsigned long npages = HMM_MIRROR_LEAF_ENTRIES + 8, leaf1, i;
+	unsigned long npages = HMM_MIRROR_LEAF_ENTRIES + 8, leaf1;
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	struct iommu_domain *domain;
 	dma_addr_t dma[2], d;
 	struct device *dev;
 	unsigned long addr;
@@ -1053,8 +1043,6 @@ static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 	if (!dev)
 		kunit_skip(test, "no device translated by iommu-dma");
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, put_dev, dev));
-	domain = iommu_get_domain_for_dev(dev);
-	KUNIT_ASSERT_NOT_NULL(test, domain);
 
 	addr = test_mmap(test, npages * PAGE_SIZE, PROT_READ | PROT_WRITE);
 	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr,
@@ -1087,12 +1075,7 @@ static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
 	KUNIT_EXPECT_EQ(test, m->nr_spare_leaves, 2);
 	KUNIT_EXPECT_GT(test, hmm_mirror_metadata_bytes(m), empty);
-	for (i = 0; i < 8; i++) {
-		KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain,
-							 dma[0] + i * PAGE_SIZE), 0);
-		KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain,
-							 dma[1] + i * PAGE_SIZE), 0);
-	}
+	KUNIT_EXPECT_EQ(test, stat(&m->stats.dma_flushes), 1);
 
 	/* the next fault takes a spare: one of the two ranges, mapped right */
 	fault_ok(test, tm, leaf1 + PAGE_SIZE, 2 * PAGE_SIZE,
@@ -1105,11 +1088,6 @@ static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 	d = hmm_mirror_entry_dma(m, leaf1 + PAGE_SIZE, e) - PAGE_SIZE;
 	hmm_mirror_unlock(m);
 	KUNIT_EXPECT_TRUE(test, d == dma[0] || d == dma[1]);
-	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d + PAGE_SIZE),
-			hmm_mirror_entry_phys(e));
-	/* the reused range holds only the new mappings */
-	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d), 0);
-	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d + 3 * PAGE_SIZE), 0);
 
 	/* a fault across two leaves syncs each leaf once (the spare, leaf1) */
 	fault_ok(test, tm, leaf1 - 2 * PAGE_SIZE, 4 * PAGE_SIZE,
@@ -1121,8 +1099,7 @@ static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 	hmm_mirror_lock(m);
 	d = hmm_mirror_entry_dma(m, leaf1 - PAGE_SIZE, e);
 	hmm_mirror_unlock(m);
-	KUNIT_EXPECT_EQ(test, iommu_iova_to_phys(domain, d),
-			hmm_mirror_entry_phys(e));
+	KUNIT_EXPECT_NE(test, d, DMA_MAPPING_ERROR);
 
 	/* destroy frees the leaves in use (it WARNs otherwise) */
 	test_mirror_destroy(tm);

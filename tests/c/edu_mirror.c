@@ -7,7 +7,8 @@
  *   edu_mirror test                 TAP: data integrity both ways, refault
  *                                   after munmap/mmap, refused DMA to
  *                                   invalidated pages, invalidation waiting
- *                                   for a running DMA, IOMMU work counted
+ *                                   for a running DMA, the IOMMU's
+ *                                   translations, IOMMU work counted
  *   edu_mirror bench [RUNS] [PAGES] table: batched mirror fault against
  *                                   per-page dma_map_page(), same pages,
  *                                   RUNS interleaved runs (default 9, 512)
@@ -415,6 +416,55 @@ static void t_inval_waits(void)
 	free(marker);
 }
 
+static int iova_check(void *addr, size_t len, struct edu_mirror_iova_check *c)
+{
+	*c = (struct edu_mirror_iova_check){ .addr = (uintptr_t)addr, .len = len };
+	return ioctl(fd, EDU_MIRROR_IOC_IOVA_CHECK, c) ? -errno : 0;
+}
+
+/* Pages of [iova, iova + len) the IOMMU still translates, or -errno */
+static long iova_mapped(uint64_t iova, size_t len)
+{
+	struct edu_mirror_iova_mapped m = { .iova = iova, .len = len };
+
+	return ioctl(fd, EDU_MIRROR_IOC_IOVA_MAPPED, &m) ? -errno : (long)m.pages;
+}
+
+/*
+ * The IOMMU's own page table agrees with the mirror: every entry's IOVA
+ * translates to the entry's page, and the IOVAs of invalidated entries are
+ * gone from the IOMMU's page table (the flush itself is counted by
+ * t_counts()).
+ */
+static void t_iova(void)
+{
+	char *x = arena + 64 * PAGE;
+	struct edu_mirror_iova_check c1, c2;
+	int r1, r2, r3;
+	long m_rest, m_first, m_bad;
+
+	fill(x, 16 * PAGE, 40);
+	r1 = xfer(EDU_MIRROR_IOC_FAULT, x, 16 * PAGE, 0, 0, NULL);
+	r2 = iova_check(x, 16 * PAGE, &c1);
+	tap(!r1 && !r2 && c1.entries == 16 && c1.wrong == 0,
+	    "16 faulted pages: the IOMMU translates each entry's IOVA to its page (%d %d, %llu entries, %llu wrong)",
+	    r1, r2, (unsigned long long)c1.entries, (unsigned long long)c1.wrong);
+	tap(iova_mapped(c1.first_iova, 16 * PAGE) == 16,
+	    "the 16 IOVAs of one leaf are one contiguous mapped range");
+
+	madvise(x + PAGE, 15 * PAGE, MADV_DONTNEED);
+	r3 = iova_check(x, 16 * PAGE, &c2);
+	m_rest = iova_mapped(c1.first_iova + PAGE, 15 * PAGE);
+	m_first = iova_mapped(c1.first_iova, PAGE);
+	tap(!r3 && c2.entries == 1 && c2.wrong == 0 &&
+	    c2.first_iova == c1.first_iova && m_rest == 0 && m_first == 1,
+	    "MADV_DONTNEED of 15 pages: their IOVAs are unmapped in the IOMMU (%ld of 15 still mapped), page 0 stays (%ld, %llu entries)",
+	    m_rest, m_first, (unsigned long long)c2.entries);
+	m_bad = iova_mapped(c1.first_iova + 1, PAGE);
+	tap(m_bad == -EINVAL && iova_mapped(c1.first_iova, 0) == -EINVAL,
+	    "an unaligned or empty IOVA range is refused with EINVAL (%ld)", m_bad);
+}
+
 static void t_counts(void)
 {
 	size_t len = 512 * PAGE;
@@ -504,6 +554,7 @@ static int cmd_test(void)
 	t_remap_memfd();
 	t_dontneed();
 	t_inval_waits();
+	t_iova();
 	t_counts();
 	return tap_done();
 }
