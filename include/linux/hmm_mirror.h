@@ -120,8 +120,9 @@ enum hmm_mirror_dma_mode {
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
  * @stats: event counters (read them with hmm_mirror_read_counters())
  *
- * All fields are private to mm/hmm_mirror.c: drivers use the accessors
- * below (hmm_mirror_start(), hmm_mirror_nr_valid(), ...).
+ * All fields are private to mm/hmm_mirror.c (and its white-box KUnit test,
+ * mm/hmm_mirror_kunit.c): drivers use the accessors below
+ * (hmm_mirror_start(), hmm_mirror_nr_valid(), ...).
  */
 struct hmm_mirror {
 	struct mmu_interval_notifier notifier;
