@@ -3,9 +3,7 @@
  * Soft-RoCE on-demand paging: ODP memory regions on the HMM mirror.
  *
  * The translation table (MTT) of an ODP MR is mr->odp_mtt, an xarray indexed
- * by page number from the start of the umem (so that the tree of a small MR
- * is shallow wherever it sits in the address space: every look-up walks it)
- * whose entries are struct page pointers, tagged with
+ * by virtual page number whose entries are struct page pointers, tagged with
  * RXE_ODP_WRITABLE when the device may write the page, and RXE_ODP_WRITTEN
  * once it has.  Every access to MR
  * memory (requester, responder and completer copies, atomics) looks the
@@ -116,12 +114,6 @@ static inline unsigned long rxe_odp_va(struct rxe_mr *mr, u64 iova)
 	return iova - mr->ibmr.iova + mr->umem->address;
 }
 
-/* MTT index of the page of @va, which lies inside the umem */
-static inline unsigned long rxe_odp_index(struct rxe_mr *mr, unsigned long va)
-{
-	return (va - ib_umem_start(to_ib_umem_odp(mr->umem))) >> PAGE_SHIFT;
-}
-
 /* A run of consecutive MTT pages that the device wrote */
 struct rxe_odp_dirty_run {
 	struct ib_umem_odp *umem_odp;
@@ -132,12 +124,9 @@ struct rxe_odp_dirty_run {
 /* Report the run as written (the umem is locked) and empty it */
 static void rxe_odp_dirty_flush(struct rxe_odp_dirty_run *run)
 {
-	unsigned long base = ib_umem_start(run->umem_odp);
-
 	if (run->first != run->end)
-		ib_umem_odp_set_dirty(run->umem_odp,
-				      base + (run->first << PAGE_SHIFT),
-				      base + (run->end << PAGE_SHIFT));
+		ib_umem_odp_set_dirty(run->umem_odp, run->first << PAGE_SHIFT,
+				      run->end << PAGE_SHIFT);
 	run->first = run->end;
 }
 
@@ -159,7 +148,7 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 {
 	struct rxe_mr *mr = umem_odp->private;
 	struct rxe_odp_dirty_run run = { .umem_odp = umem_odp };
-	XA_STATE(xas, &mr->odp_mtt, rxe_odp_index(mr, start));
+	XA_STATE(xas, &mr->odp_mtt, start >> PAGE_SHIFT);
 	unsigned long zapped = 0, batch = 0;
 	void *entry;
 
@@ -173,7 +162,7 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 	 */
 	write_lock(&mr->odp_mtt_lock);
 	xas_lock(&xas);
-	xas_for_each(&xas, entry, rxe_odp_index(mr, end - 1)) {
+	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT) {
 		/* a slot reserved by a fault (rxe_odp_reserve()): no page */
 		if (xa_is_zero(entry))
 			continue;
@@ -252,7 +241,7 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 	 * the slots outside the lock and try again.
 	 */
 	for (i = 0; i < n; i++) {
-		err = rxe_odp_fill_one(fill->mr, rxe_odp_index(fill->mr, addr) + i,
+		err = rxe_odp_fill_one(fill->mr, (addr >> PAGE_SHIFT) + i,
 				       xa_tag_pointer(page + i, tag),
 				       GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
 		if (err)
@@ -269,9 +258,8 @@ static void rxe_odp_slots(struct rxe_mr *mr, unsigned long start,
 {
 	unsigned long odp_page = BIT(to_ib_umem_odp(mr->umem)->page_shift);
 
-	/* the umem starts and ends on ODP page boundaries */
-	*first = rxe_odp_index(mr, ALIGN_DOWN(start, odp_page));
-	*last = rxe_odp_index(mr, ALIGN(end, odp_page));
+	*first = ALIGN_DOWN(start, odp_page) >> PAGE_SHIFT;
+	*last = ALIGN(end, odp_page) >> PAGE_SHIFT;
 }
 
 /*
@@ -465,7 +453,7 @@ static void rxe_odp_mark_written(struct rxe_mr *mr, unsigned long va,
 	void *old;
 
 	while (xa_pointer_tag(entry) != RXE_ODP_WRITTEN) {
-		old = xa_cmpxchg(&mr->odp_mtt, rxe_odp_index(mr, va), entry,
+		old = xa_cmpxchg(&mr->odp_mtt, va >> PAGE_SHIFT, entry,
 				 xa_tag_pointer(xa_untag_pointer(entry),
 						RXE_ODP_WRITTEN),
 				 GFP_NOWAIT | __GFP_NOWARN);
@@ -482,7 +470,7 @@ static void rxe_odp_mark_written(struct rxe_mr *mr, unsigned long va,
 static inline struct page *rxe_odp_lookup(struct rxe_mr *mr, unsigned long va,
 					  bool write)
 {
-	void *entry = xa_load(&mr->odp_mtt, rxe_odp_index(mr, va));
+	void *entry = xa_load(&mr->odp_mtt, va >> PAGE_SHIFT);
 
 	if (!entry)
 		return NULL;
@@ -501,7 +489,7 @@ static bool rxe_odp_writable(struct rxe_mr *mr, unsigned long va)
 	bool ret;
 
 	read_lock(&mr->odp_mtt_lock);
-	entry = xa_load(&mr->odp_mtt, rxe_odp_index(mr, va));
+	entry = xa_load(&mr->odp_mtt, va >> PAGE_SHIFT);
 	ret = entry && xa_pointer_tag(entry);
 	read_unlock(&mr->odp_mtt_lock);
 	return ret;
