@@ -817,8 +817,10 @@ static int bench_copy(struct rdma_ctx *r, const char *dev)
 		return 1;
 	}
 	memset(buf, 0x5a, BLOCK);
-	pinned = reg(r, buf, COPY_SPAN, 0);
-	odp = reg(r, buf, COPY_SPAN, 1);
+	/* the kernel wants local write for "write", remote atomic for "atomic" */
+	pinned = ibv_reg_mr(r->pd, buf, COPY_SPAN, ACCESS | IBV_ACCESS_REMOTE_ATOMIC);
+	odp = ibv_reg_mr(r->pd, buf, COPY_SPAN,
+			 ACCESS | IBV_ACCESS_REMOTE_ATOMIC | IBV_ACCESS_ON_DEMAND);
 	if (!pinned || !odp) {
 		report_error("copy", "ibv_reg_mr");
 		return 1;

@@ -15,7 +15,8 @@
  * with the keys and IOVA in hex, the other numbers in decimal.
  * OP is "read" (MR to buffer), "write" (buffer to MR) or "atomic" (8-byte
  * fetch-and-add, LENGTH ignored).  Both MRs must be user MRs of DEV covering
- * [IOVA, IOVA + LENGTH).  Each round runs ITERATIONS operations on one MR,
+ * [IOVA, IOVA + LENGTH), registered with local write access for "write" and
+ * remote atomic access for "atomic".  Each round runs ITERATIONS operations on one MR,
  * then on the other, the order alternating between rounds; one warm-up
  * operation on each comes first.  Reading the file gives one line per
  * round, "ROUND NS_A NS_B", of the last command.
@@ -84,9 +85,29 @@ static int rxe_bench_parse(const char *buf, struct rxe_bench_cmd *cmd)
 	return 0;
 }
 
-/* A valid user MR of @rxe with @lkey that covers the range, referenced */
+/*
+ * The access an operation needs, as rxe's responder and completer check it:
+ * an MR is only written if it was registered for it, so a page pinned
+ * read-only is never written.
+ */
+static int rxe_bench_access(enum rxe_bench_op op)
+{
+	switch (op) {
+	case RXE_BENCH_WRITE:
+		return IB_ACCESS_LOCAL_WRITE;
+	case RXE_BENCH_ATOMIC:
+		return IB_ACCESS_REMOTE_ATOMIC;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A valid user MR of @rxe with @lkey that allows @access over the range,
+ * referenced
+ */
 static struct rxe_mr *rxe_bench_get_mr(struct rxe_dev *rxe, u32 lkey,
-				       u64 iova, u32 length)
+				       int access, u64 iova, u32 length)
 {
 	struct rxe_mr *mr = rxe_pool_get_index(&rxe->mr_pool, lkey >> 8);
 
@@ -94,6 +115,7 @@ static struct rxe_mr *rxe_bench_get_mr(struct rxe_dev *rxe, u32 lkey,
 		return ERR_PTR(-ENOENT);
 	if (mr->lkey != lkey || mr->state != RXE_MR_STATE_VALID ||
 	    mr->ibmr.type != IB_MR_TYPE_USER ||
+	    (mr->access & access) != access ||
 	    mr_check_range(mr, iova, length)) {
 		rxe_put(mr);
 		return ERR_PTR(-EINVAL);
@@ -190,7 +212,8 @@ static int rxe_bench_run(const struct rxe_bench_cmd *cmd)
 		goto out_dev;
 	}
 	for (i = 0; i < 2; i++) {
-		mr[i] = rxe_bench_get_mr(rxe, cmd->lkey[i], cmd->iova,
+		mr[i] = rxe_bench_get_mr(rxe, cmd->lkey[i],
+					 rxe_bench_access(cmd->op), cmd->iova,
 					 cmd->length);
 		if (IS_ERR(mr[i])) {
 			err = PTR_ERR(mr[i]);
