@@ -19,6 +19,11 @@
  *                      of a SPAN mapping (MAP_NORESERVE) read at random
  *   fork               fork(), then COW of every 4 KiB page of a 2 MiB THP
  *                      that two ODP MRs mirror writable, against no MR
+ *   copy               rxe's copy path inside the kernel (debugfs
+ *                      rxe/copy_bench, CONFIG_RDMA_RXE_COPY_BENCH): READ,
+ *                      WRITE of 4 KiB and 64 KiB and an 8-byte atomic
+ *                      through a warm ODP MR against a pinned MR of the
+ *                      same memory
  *
  * Every test runs ROUNDS rounds; inside a round the variants alternate
  * (A B, A B, ...), never A A A B B B.  Each round prints one JSON object on
@@ -31,6 +36,7 @@
 #include "rdma_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -721,6 +727,127 @@ static int bench_meta(struct rdma_ctx *r, int argc, char **argv)
 	return 0;
 }
 
+/* ---- the copy path in the kernel ---- */
+
+#define COPY_BENCH	"/sys/kernel/debug/rxe/copy_bench"
+#define COPY_SPAN	(64UL << 10)
+#define COPY_MAX_ROUNDS	64
+
+/*
+ * One command to the kernel's copy benchmark: @rounds rounds of @iters
+ * operations on each MR, their times in @ns_pinned / @ns_odp.
+ */
+static int copy_run(const char *dev, struct ibv_mr *pinned, struct ibv_mr *odp,
+		    void *addr, unsigned int len, const char *op,
+		    unsigned int iters, long long *ns_pinned, long long *ns_odp)
+{
+	char cmd[160], out[COPY_MAX_ROUNDS * 48];
+	int fd, n, got = 0;
+	ssize_t len_out;
+	char *line;
+
+	snprintf(cmd, sizeof(cmd), "%s %x %x %lx %u %s %u %d", dev, pinned->lkey,
+		 odp->lkey, (unsigned long)addr, len, op, iters, rounds);
+	fd = open(COPY_BENCH, O_RDWR);
+	if (fd < 0)
+		return -1;
+	n = write(fd, cmd, strlen(cmd));
+	if (n != (int)strlen(cmd)) {
+		close(fd);
+		return -1;
+	}
+	len_out = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	if (len_out <= 0)
+		return -1;
+	out[len_out] = 0;
+	for (line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		int round;
+		long long a, b;
+
+		if (sscanf(line, "%d %lld %lld", &round, &a, &b) != 3 ||
+		    round != got || got >= rounds)
+			return -1;
+		ns_pinned[got] = a;
+		ns_odp[got] = b;
+		got++;
+	}
+	errno = got == rounds ? 0 : EPROTO;
+	return got == rounds ? 0 : -1;
+}
+
+static void print_ns(const char *key, long long *v, int n)
+{
+	int i;
+
+	printf("\"%s\":[", key);
+	for (i = 0; i < n; i++)
+		printf("%s%lld", i ? "," : "", v[i]);
+	printf("]");
+}
+
+static int bench_copy(struct rdma_ctx *r, const char *dev)
+{
+	static const struct {
+		const char *op;
+		unsigned int len;
+		unsigned int iters;
+	} rows[] = {
+		/* 8 bytes: the per-call cost of each path, the copy negligible */
+		{ "read", 8, 200000 },
+		{ "read", 4096, 50000 }, { "read", 65536, 5000 },
+		{ "write", 4096, 50000 }, { "write", 65536, 5000 },
+		{ "atomic", 8, 200000 },
+	};
+	long long ns_pinned[COPY_MAX_ROUNDS], ns_odp[COPY_MAX_ROUNDS];
+	struct ibv_mr *pinned, *odp;
+	unsigned int i;
+	void *buf;
+
+	if (rounds < 1 || rounds > COPY_MAX_ROUNDS) {
+		errno = EINVAL;
+		report_error("copy", "rounds");
+		return 1;
+	}
+	if (access(COPY_BENCH, W_OK)) {
+		report_error("copy", COPY_BENCH);
+		return 1;
+	}
+	buf = map_blocks(BLOCK);
+	if (!buf) {
+		report_error("copy", "mmap");
+		return 1;
+	}
+	memset(buf, 0x5a, BLOCK);
+	/* the kernel wants local write for "write", remote atomic for "atomic" */
+	pinned = ibv_reg_mr(r->pd, buf, COPY_SPAN, ACCESS | IBV_ACCESS_REMOTE_ATOMIC);
+	odp = ibv_reg_mr(r->pd, buf, COPY_SPAN,
+			 ACCESS | IBV_ACCESS_REMOTE_ATOMIC | IBV_ACCESS_ON_DEMAND);
+	if (!pinned || !odp) {
+		report_error("copy", "ibv_reg_mr");
+		return 1;
+	}
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		/* the kernel warms both MRs (faults the ODP one) before timing */
+		if (copy_run(dev, pinned, odp, buf, rows[i].len, rows[i].op,
+			     rows[i].iters, ns_pinned, ns_odp)) {
+			report_error("copy", rows[i].op);
+			return 1;
+		}
+		printf("{\"test\":\"copy\",\"op\":\"%s\",\"len\":%u,\"iters\":%u,",
+		       rows[i].op, rows[i].len, rows[i].iters);
+		print_ns("pinned_ns", ns_pinned, rounds);
+		printf(",");
+		print_ns("odp_ns", ns_odp, rounds);
+		printf(",\"order\":\"pinned first in even rounds, ODP first in odd ones\"}\n");
+		fflush(stdout);
+	}
+	ibv_dereg_mr(odp);
+	ibv_dereg_mr(pinned);
+	munmap(buf, BLOCK);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dev = "rxe0", *test;
@@ -759,6 +886,8 @@ int main(int argc, char **argv)
 		ret = bench_meta(&r, argc, argv);
 	else if (!strcmp(test, "fork"))
 		ret = bench_fork(&r);
+	else if (!strcmp(test, "copy"))
+		ret = bench_copy(&r, dev);
 	else
 		goto usage;
 	rdma_close(&r);
@@ -766,6 +895,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: odp_bench [-d DEV] [-g GID] [-r ROUNDS] "
 		"reg SIZE... | implicit | cold SIZE | fault BLOCKS | inval SIZE | "
-		"meta SIZE SPAN PCT\n");
+		"meta SIZE SPAN PCT | fork | copy\n");
 	return 2;
 }
