@@ -409,12 +409,17 @@ static int edu_ioctl_dma(struct edu_file *ef, struct edu_mirror_cmd *cmd,
 	return ret;
 }
 
+/* A non-empty, page-aligned range that does not wrap */
+static bool edu_range_valid(u64 addr, u64 len)
+{
+	return len && PAGE_ALIGNED(addr | len) && addr + len > addr;
+}
+
 static int edu_check_range(struct edu_mirror_cmd *cmd, unsigned long *npages)
 {
 	if (cmd->flags || cmd->pad || cmd->dev_off)
 		return -EINVAL;
-	if (!cmd->len || !PAGE_ALIGNED(cmd->addr | cmd->len) ||
-	    cmd->addr + cmd->len < cmd->addr)
+	if (!edu_range_valid(cmd->addr, cmd->len))
 		return -EINVAL;
 	*npages = cmd->len >> PAGE_SHIFT;
 	if (*npages > EDU_MAX_PAGES)
@@ -567,8 +572,7 @@ static int edu_ioctl_iova_check(struct edu_file *ef, void __user *uarg)
 
 	if (copy_from_user(&check, uarg, sizeof(check)))
 		return -EFAULT;
-	if (!check.len || !PAGE_ALIGNED(check.addr | check.len) ||
-	    check.addr + check.len < check.addr)
+	if (!edu_range_valid(check.addr, check.len))
 		return -EINVAL;
 	walk.domain = edu_iova_domain(ef);
 	if (!walk.domain)
@@ -594,8 +598,7 @@ static int edu_ioctl_iova_mapped(struct edu_file *ef, void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (!req.len || !PAGE_ALIGNED(req.iova | req.len) ||
-	    req.iova + req.len < req.iova)
+	if (!edu_range_valid(req.iova, req.len))
 		return -EINVAL;
 	if (req.len >> PAGE_SHIFT > EDU_MAX_PAGES)
 		return -E2BIG;
