@@ -15,7 +15,8 @@
  *    WRITEs it to the client).
  * Each figure is the median of ROUNDS interleaved rounds; every round moves
  * the whole file (MIB MiB, default 256) and the CPU checks every byte the
- * client got in the first round of each mode.  Prints "figure name value".
+ * client got in the first round of each mode.  Prints "figure name value",
+ * and for each ratio "NAME_rounds median min max" of the per-round ratios.
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
@@ -159,6 +160,25 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/*
+ * Print "NAME median min max" of the per-round ratios @num[i] / @den[i]: each
+ * round's two passes ran side by side, so their ratio carries that round's
+ * load, and min..max shows the spread.  Call before median() sorts either.
+ */
+static void print_ratio(const char *name, const double *num, const double *den, int n)
+{
+	double *q = calloc(n, sizeof(*q));
+	int i;
+
+	if (!q)
+		die("calloc");
+	for (i = 0; i < n; i++)
+		q[i] = num[i] / den[i];
+	qsort(q, n, sizeof(*q), cmp);
+	printf("%s %.3f %.3f %.3f\n", name, median(q, n), q[0], q[n - 1]);
+	free(q);
+}
+
 int main(int argc, char **argv)
 {
 	int rounds, fd, i;
@@ -239,11 +259,15 @@ int main(int argc, char **argv)
 			i + 1, t[0][i], t[1][i], t[2][i], t[3][i], t[4][i]);
 	}
 
+	printf("size_mib %zu\nrounds %d\n", len / MiB, rounds);
+	print_ratio("file_over_anon_rounds", t[1], t[0], rounds);
+	print_ratio("cold_over_cached_time_rounds", t[2], t[3], rounds);
+	print_ratio("zero_copy_over_copy_rounds", t[4], t[0], rounds);
+
 	double mb = len / 1e6, warm = median(t[0], rounds), an = median(t[1], rounds);
 	double cold = median(t[2], rounds), cached = median(t[3], rounds);
 	double copy = median(t[4], rounds);
 
-	printf("size_mib %zu\nrounds %d\n", len / MiB, rounds);
 	printf("read_file_warm_MBps %.2f\nread_anon_MBps %.2f\nfile_over_anon %.3f\n",
 	       mb / warm, mb / an, an / warm);
 	printf("read_cold_evicted_MBps %.2f\nread_cached_cold_mirror_MBps %.2f\n"

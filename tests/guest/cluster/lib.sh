@@ -13,8 +13,21 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # shellcheck source=tests/guest/cluster/ucx.env
 . "$top/tests/guest/cluster/ucx.env"
 
-# on NODE CMD...: run a shell command on a node over ssh.
-on() { local n=$1; shift; ssh "$n" "$@"; }
+# on NODE CMD...: run a shell command on a node over ssh, through the node's
+# master connection when mux_start made one (a new ssh connection costs
+# seconds of key exchange under emulation; a multiplexed session does not).
+SSH_MUX=/tmp/ssh-mux-%h
+on() { local n=$1; shift; ssh -o ControlPath=$SSH_MUX "$n" "$@"; }
+
+# mux_start NODE...: one background master connection to each NODE (ended
+# with the VM).  Without one, on() connects the usual way.
+mux_start() {
+	local n
+	for n in "$@"; do
+		ssh -f -N -o ControlMaster=yes -o ControlPersist=yes -o ControlPath=$SSH_MUX "$n" \
+			< /dev/null > /dev/null 2>&1 || echo "# no ssh master connection to $n"
+	done
+}
 
 # mpi NP HOSTS [mpirun args...] -- PROGRAM...: mpirun with the UCX settings.
 mpi() {

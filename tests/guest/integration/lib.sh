@@ -41,8 +41,10 @@ rc_pingpong_pair() {
 	wait $spid || fail "server failed: $(cat /tmp/pp-s.log)"
 }
 
-# perftest_pair TOOL [ARGS...]: run TOOL as server and client in loopback and
-# print the client's average bandwidth in MB/s.  Returns non-zero on failure.
+# perftest_pair TOOL [ARGS...] [-- CLIENT_ARGS...]: run TOOL as server and
+# client in loopback and print the client's average bandwidth in MB/s.  ARGS
+# go to both sides; with '--', ARGS to the server only and CLIENT_ARGS to the
+# client.  Returns non-zero on failure.
 # perftest calibrates its cycle counter against the clock first and refuses
 # to report when the fit is poor ("Correlation coefficient r^2 < 0.9"), which
 # under emulation on a loaded host happens now and then before any transfer:
@@ -69,12 +71,14 @@ perftest_pair() {
 perftest_pair_once() {
 	local tool=$1; shift
 	local port=$((18515 + RANDOM % 1000))
-	local slog clog
+	local slog clog sargs=() cargs=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
+	if [ $# -gt 0 ]; then shift; cargs=("$@"); else cargs=("${sargs[@]}"); fi
 	slog=$(mktemp) clog=$(mktemp)
-	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "$@" > "$slog" 2>&1 &
+	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "${sargs[@]}" > "$slog" 2>&1 &
 	local spid=$!
 	wait_listen "$port" $spid
-	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "$@" "$SERVER" > "$clog" 2>&1
+	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "${cargs[@]}" "$SERVER" > "$clog" 2>&1
 	local cst=$?
 	wait $spid
 	local sst=$?
