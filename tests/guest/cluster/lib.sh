@@ -16,8 +16,14 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # on NODE CMD...: run a shell command on a node over ssh, through the node's
 # master connection when mux_start made one (a new ssh connection costs
 # seconds of key exchange under emulation; a multiplexed session does not).
+# SSH_MUX_OFF=1: on() makes a new connection each time (on_mux() does not).
 SSH_MUX=/tmp/ssh-mux-%h
-on() { local n=$1; shift; ssh -o ControlPath=$SSH_MUX "$n" "$@"; }
+on() {
+	local n=$1 path=$SSH_MUX; shift
+	[ "${SSH_MUX_OFF:-0}" = 1 ] && path=none
+	ssh -o ControlPath=$path "$n" "$@"
+}
+on_mux() { local n=$1; shift; ssh -o ControlPath=$SSH_MUX "$n" "$@"; }
 
 # mux_start NODE...: one background master connection to each NODE (ended
 # with the VM).  Without one, on() connects the usual way.
