@@ -7,6 +7,8 @@ if [ -z "${TESTS_BIN:-}" ] && [ -n "${VM_KERNEL_OBJ:-}" ]; then
 fi
 TESTS_BIN=${TESTS_BIN:-$top/build/tests-bin}
 PY=/usr/bin/python3
+# shellcheck source=tests/guest/lib.sh
+. "$top/tests/guest/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # The UCX settings MPI jobs on rxe need (README: "MPI over UCX on soft-RoCE").

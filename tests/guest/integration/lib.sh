@@ -2,6 +2,8 @@
 DEV=${DEV:-rxe0}
 GID_INDEX=${GID_INDEX:-1}	# RoCEv2 GID of 10.0.2.15
 SERVER=10.0.2.15
+# shellcheck source=tests/guest/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 # Test programs built by tests/host/build-tests, in the BUILD_DIR of the kernel
 # that vm-run booted ($VM_KERNEL_OBJ is BUILD_DIR/obj or BUILD_DIR/obj-debug).
 if [ -z "${TESTS_BIN:-}" ] && [ -n "${VM_KERNEL_OBJ:-}" ]; then
@@ -44,36 +46,15 @@ rc_pingpong_pair() {
 # perftest_pair TOOL [ARGS...] [-- CLIENT_ARGS...]: run TOOL as server and
 # client in loopback and print the client's average bandwidth in MB/s.  ARGS
 # go to both sides; with '--', ARGS to the server only and CLIENT_ARGS to the
-# client.  Returns non-zero on failure.
-# perftest calibrates its cycle counter against the clock first and refuses
-# to report when the fit is poor ("Correlation coefficient r^2 < 0.9"), which
-# under emulation on a loaded host happens now and then before any transfer:
-# only that is tried again, at most 3 times, and said.
-perftest_pair() {
-	local try out st errf
-	errf=$(mktemp)
-	for try in 1 2 3; do
-		out=$(perftest_pair_once "$@" 2> "$errf")
-		st=$?
-		cat "$errf" >&2
-		if [ $st -eq 0 ]; then
-			rm -f "$errf"
-			echo "$out"
-			return 0
-		fi
-		grep -q "Correlation coefficient r^2" "$errf" || break
-		echo "perftest_pair: clock calibration failed (r^2 < 0.9), try $try of 3" >&2
-	done
-	rm -f "$errf"
-	return 1
-}
+# client.  Tried again when perftest's clock calibration refuses
+# (perftest_retry).  Returns non-zero on failure.
+perftest_pair() { perftest_retry perftest_pair_once "$@"; }
 
 perftest_pair_once() {
 	local tool=$1; shift
 	local port=$((18515 + RANDOM % 1000))
-	local slog clog sargs=() cargs=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
-	if [ $# -gt 0 ]; then shift; cargs=("$@"); else cargs=("${sargs[@]}"); fi
+	local slog clog sargs cargs
+	perftest_split_args "$@"
 	slog=$(mktemp) clog=$(mktemp)
 	"$tool" -d "$DEV" -x "$GID_INDEX" -p "$port" "${sargs[@]}" > "$slog" 2>&1 &
 	local spid=$!
