@@ -2,10 +2,14 @@
 /*
  * Soft-RoCE on-demand paging: ODP memory regions on the HMM mirror.
  *
- * The translation table (MTT) of an ODP MR is mr->odp_mtt, an xarray indexed
- * by virtual page number whose entries are struct page pointers, tagged with
- * RXE_ODP_WRITABLE when the device may write the page, and RXE_ODP_WRITTEN
- * once it has.  Every access to MR
+ * The translation table (MTT) of an ODP MR is mr->odp_mtt, an xarray of
+ * blocks indexed by virtual address >> RXE_ODP_BLOCK_SHIFT: a block is the
+ * array of the entries of the pages of one aligned 2 MiB of address space.
+ * An entry is a struct page pointer, tagged with RXE_ODP_WRITABLE when the
+ * device may write the page, and RXE_ODP_WRITTEN once it has; 0 when the
+ * page is not mapped.  A block exists while one of its entries is non-zero,
+ * so the MTT holds memory only for blocks with mirrored pages, and an
+ * invalidation of a whole block drops it with one store.  Every access to MR
  * memory (requester, responder and completer copies, atomics) looks the
  * pages up there holding mr->odp_mtt_lock for reading, and keeps holding it
  * while it uses the page.  A missing entry, or a read-only entry for a
@@ -39,11 +43,11 @@
  * wait is per MR, and costs nothing when nobody copies.
  *
  * The MTT is filled under the mirror lock, where allocations must not
- * reclaim (see rxe_odp_fill_entry()); when that finds no memory, the slots
- * are reserved outside the lock and the fill tried again, and the slots
- * that got no page are released right after, so the MTT holds memory only
- * for pages that are mirrored.  Its nodes, like
- * the mirror's leaves, are charged to the memory cgroup of the MR's owner.
+ * reclaim (see rxe_odp_fill_entry()); when that finds no memory, the blocks
+ * are allocated outside the lock and the fill tried again, and the blocks
+ * that got no page are freed right after, so the MTT holds memory only for
+ * blocks with mirrored pages.  Its blocks and nodes, like the mirror's
+ * leaves, are charged to the memory cgroup of the MR's owner.
  *
  * Prefetch (ibv_advise_mr()) goes through the same map-and-fill path as a
  * fault, over exactly the advised range, in chunks of RXE_ODP_PREFETCH_CHUNK.
@@ -96,18 +100,62 @@
  */
 #define RXE_ODP_FAULT_RETRIES	8
 
-/* Invalidations zap at most this many MTT entries per write-lock hold. */
-#define RXE_ODP_ZAP_BATCH	512
+/* The MTT block: the entries of the pages of an aligned 2 MiB */
+#define RXE_ODP_BLOCK_SHIFT	21
+#define RXE_ODP_BLOCK_PAGES	(1UL << (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT))
+
+struct rxe_odp_block {
+	unsigned long entry[RXE_ODP_BLOCK_PAGES];
+};
 
 /* Asynchronous prefetches (ibv_advise_mr() without the flush flag) */
 static struct workqueue_struct *rxe_odp_wq;
 
-/*
- * xarray pointer tags of MTT entries (0, 1 and 3 only: an entry tagged 2
- * would be an xarray internal entry)
- */
+/* Tags in the low bits of an MTT entry's struct page pointer */
 #define RXE_ODP_WRITABLE	1UL	/* the device may write the page */
 #define RXE_ODP_WRITTEN		3UL	/* ... and has written it */
+#define RXE_ODP_TAGS		3UL
+
+static inline struct page *rxe_odp_entry_page(unsigned long entry)
+{
+	return (struct page *)(entry & ~RXE_ODP_TAGS);
+}
+
+static inline unsigned long rxe_odp_entry_tag(unsigned long entry)
+{
+	return entry & RXE_ODP_TAGS;
+}
+
+/* The index of the MTT block of page @index, and of the page in the block */
+static inline unsigned long rxe_odp_block_index(unsigned long index)
+{
+	return index >> (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT);
+}
+
+static inline unsigned int rxe_odp_block_slot(unsigned long index)
+{
+	return index & (RXE_ODP_BLOCK_PAGES - 1);
+}
+
+/*
+ * The MTT entry of page @index, or NULL when its block does not exist; with
+ * odp_mtt_lock held (blocks are freed under it for writing) or the umem
+ * locked (blocks are allocated and filled under it).
+ */
+static inline unsigned long *rxe_odp_mtt_slot(struct rxe_mr *mr,
+					      unsigned long index)
+{
+	struct rxe_odp_block *block;
+
+	block = xa_load(&mr->odp_mtt, rxe_odp_block_index(index));
+	return block ? &block->entry[rxe_odp_block_slot(index)] : NULL;
+}
+
+/* Does the block hold no page any more? */
+static bool rxe_odp_block_empty(const struct rxe_odp_block *block)
+{
+	return !memchr_inv(block->entry, 0, sizeof(block->entry));
+}
 
 static inline unsigned long rxe_odp_va(struct rxe_mr *mr, u64 iova)
 {
@@ -132,9 +180,9 @@ static void rxe_odp_dirty_flush(struct rxe_odp_dirty_run *run)
 
 /* Add the MTT entry of page @index to the run if the device wrote it */
 static void rxe_odp_dirty_add(struct rxe_odp_dirty_run *run,
-			      unsigned long index, void *entry)
+			      unsigned long index, unsigned long entry)
 {
-	if (xa_pointer_tag(entry) != RXE_ODP_WRITTEN)
+	if (rxe_odp_entry_tag(entry) != RXE_ODP_WRITTEN)
 		return;
 	if (run->first == run->end || run->end != index) {
 		rxe_odp_dirty_flush(run);
@@ -143,46 +191,80 @@ static void rxe_odp_dirty_add(struct rxe_odp_dirty_run *run,
 	run->end = index + 1;
 }
 
+/*
+ * Zap the entries of slots [slot, slot_end] of @block, the MTT block of
+ * index @bi, and report the written ones to @run; returns how many there
+ * were.  The block is empty afterwards if the slots span it.
+ */
+static unsigned long rxe_odp_zap_block(struct rxe_odp_block *block,
+				       unsigned long bi, unsigned int slot,
+				       unsigned int slot_end,
+				       struct rxe_odp_dirty_run *run)
+{
+	unsigned long base = bi << (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT);
+	unsigned long zapped = 0;
+
+	for (; slot <= slot_end; slot++) {
+		unsigned long entry = block->entry[slot];
+
+		if (!entry)
+			continue;
+		rxe_odp_dirty_add(run, base + slot, entry);
+		block->entry[slot] = 0;
+		zapped++;
+	}
+	return zapped;
+}
+
 static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 			       unsigned long start, unsigned long end)
 {
 	struct rxe_mr *mr = umem_odp->private;
 	struct rxe_odp_dirty_run run = { .umem_odp = umem_odp };
-	XA_STATE(xas, &mr->odp_mtt, start >> PAGE_SHIFT);
-	unsigned long zapped = 0, batch = 0;
-	void *entry;
+	unsigned long first = start >> PAGE_SHIFT;
+	unsigned long last = (end - 1) >> PAGE_SHIFT;
+	XA_STATE(xas, &mr->odp_mtt, rxe_odp_block_index(first));
+	struct rxe_odp_block *block;
+	unsigned long zapped = 0;
 
 	/*
 	 * Copies hold odp_mtt_lock for reading from the look-up of a page to
 	 * the end of its use: once the write lock is taken, no copy uses a
-	 * page zapped under it.  It is dropped every RXE_ODP_ZAP_BATCH
-	 * entries, which is safe for the same reason: a page not zapped yet
-	 * may still be found, and the next write lock waits for its user.
-	 * The pages written are reported before the mirror unmaps them.
+	 * page zapped or a block freed under it, and a copy starting later
+	 * faults.  It is dropped after each block, which is safe for the
+	 * same reason: a page not zapped yet may still be found, and the
+	 * next write lock waits for its user.  The pages written are
+	 * reported before the mirror unmaps them.  A block left empty is
+	 * freed: one store for a block the range covers whole.
 	 */
 	write_lock(&mr->odp_mtt_lock);
 	xas_lock(&xas);
-	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT) {
-		/* a slot reserved by a fault (rxe_odp_reserve()): no page */
-		if (xa_is_zero(entry))
-			continue;
-		rxe_odp_dirty_add(&run, xas.xa_index, entry);
-		xas_store(&xas, NULL);
-		zapped++;
-		if (++batch == RXE_ODP_ZAP_BATCH) {
-			batch = 0;
-			/*
-			 * Not xas_pause(): when the store freed the node, 6.12's
-			 * xas_pause() steps a whole node of the parent from
-			 * the index and skips the next node's entries.
-			 */
-			xas_set(&xas, xas.xa_index + 1);
-			xas_unlock(&xas);
-			write_unlock(&mr->odp_mtt_lock);
-			cond_resched();
-			write_lock(&mr->odp_mtt_lock);
-			xas_lock(&xas);
+	xas_for_each(&xas, block, rxe_odp_block_index(last)) {
+		unsigned long bi = xas.xa_index;
+		unsigned int slot = 0, slot_end = RXE_ODP_BLOCK_PAGES - 1;
+		bool whole;
+
+		if (bi == rxe_odp_block_index(first))
+			slot = rxe_odp_block_slot(first);
+		if (bi == rxe_odp_block_index(last))
+			slot_end = rxe_odp_block_slot(last);
+		whole = !slot && slot_end == RXE_ODP_BLOCK_PAGES - 1;
+		zapped += rxe_odp_zap_block(block, bi, slot, slot_end, &run);
+		if (whole || rxe_odp_block_empty(block)) {
+			xas_store(&xas, NULL);
+			kfree(block);
 		}
+		/*
+		 * Not xas_pause(): when the store freed the node, 6.12's
+		 * xas_pause() steps a whole node of the parent from the index
+		 * and skips the next node's entries.
+		 */
+		xas_set(&xas, bi + 1);
+		xas_unlock(&xas);
+		write_unlock(&mr->odp_mtt_lock);
+		cond_resched();
+		write_lock(&mr->odp_mtt_lock);
+		xas_lock(&xas);
 	}
 	xas_unlock(&xas);
 	write_unlock(&mr->odp_mtt_lock);
@@ -198,7 +280,36 @@ static const struct ib_umem_odp_ops rxe_odp_ops = {
 struct rxe_odp_fill {
 	struct rxe_mr *mr;
 	unsigned long npages;	/* ODP pages copied into the MTT */
+	/* the block filled last, and its index (valid under the umem lock) */
+	struct rxe_odp_block *block;
+	unsigned long bi;
 };
+
+/*
+ * The MTT block of index @bi, allocated if it does not exist yet; with the
+ * umem locked, so that no invalidation frees it meanwhile.  The block may
+ * have just been allocated outside the lock by rxe_odp_reserve().
+ */
+static struct rxe_odp_block *rxe_odp_block_get(struct rxe_mr *mr,
+					       unsigned long bi, gfp_t gfp)
+{
+	struct rxe_odp_block *block = xa_load(&mr->odp_mtt, bi);
+	int err;
+
+	if (block)
+		return block;
+	block = kzalloc(sizeof(*block), gfp);
+	if (!block)
+		return ERR_PTR(-ENOMEM);
+	err = xa_insert(&mr->odp_mtt, bi, block, gfp);
+	if (!err)
+		return block;
+	kfree(block);
+	if (err != -EBUSY)
+		return ERR_PTR(err);
+	block = xa_load(&mr->odp_mtt, bi);
+	return block ?: ERR_PTR(-ENOMEM);
+}
 
 /*
  * Store @entry for page @index unless the MTT already maps the same page as
@@ -206,18 +317,26 @@ struct rxe_odp_fill {
  * entries concurrently (rxe_odp_mark_written()), hence the compare and
  * exchange; invalidations cannot run, the umem is locked.
  */
-static int rxe_odp_fill_one(struct rxe_mr *mr, unsigned long index,
-			    void *entry, gfp_t gfp)
+static int rxe_odp_fill_one(struct rxe_odp_fill *fill, unsigned long index,
+			    unsigned long entry, gfp_t gfp)
 {
-	void *cur = xa_load(&mr->odp_mtt, index), *old;
+	unsigned long bi = rxe_odp_block_index(index), *slot, cur, old;
 
+	if (!fill->block || fill->bi != bi) {
+		struct rxe_odp_block *block = rxe_odp_block_get(fill->mr, bi, gfp);
+
+		if (IS_ERR(block))
+			return PTR_ERR(block);
+		fill->block = block;
+		fill->bi = bi;
+	}
+	slot = &fill->block->entry[rxe_odp_block_slot(index)];
+	cur = READ_ONCE(*slot);
 	for (;;) {
-		if (cur && xa_pointer_tag(cur) == RXE_ODP_WRITTEN &&
-		    xa_untag_pointer(cur) == xa_untag_pointer(entry))
+		if (rxe_odp_entry_tag(cur) == RXE_ODP_WRITTEN &&
+		    rxe_odp_entry_page(cur) == rxe_odp_entry_page(entry))
 			return 0;
-		old = xa_cmpxchg(&mr->odp_mtt, index, cur, entry, gfp);
-		if (xa_is_err(old))
-			return xa_err(old);
+		old = cmpxchg(slot, cur, entry);
 		if (old == cur)
 			return 0;
 		cur = old;
@@ -237,12 +356,12 @@ static int rxe_odp_fill_entry(struct ib_umem_odp *umem_odp,
 
 	/*
 	 * The umem is locked, and its invalidation runs in reclaim: no
-	 * allocation here may reclaim.  -ENOMEM makes rxe_odp_map() reserve
-	 * the slots outside the lock and try again.
+	 * allocation here may reclaim.  -ENOMEM makes rxe_odp_map() allocate
+	 * the blocks outside the lock and try again.
 	 */
 	for (i = 0; i < n; i++) {
-		err = rxe_odp_fill_one(fill->mr, (addr >> PAGE_SHIFT) + i,
-				       xa_tag_pointer(page + i, tag),
+		err = rxe_odp_fill_one(fill, (addr >> PAGE_SHIFT) + i,
+				       (unsigned long)(page + i) | tag,
 				       GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
 		if (err)
 			return err;
@@ -265,18 +384,26 @@ static void rxe_odp_slots(struct rxe_mr *mr, unsigned long start,
 /*
  * Make room in the MTT for every page of [start, end) before the umem is
  * locked: filling it then needs no allocation.  Called in the memory cgroup
- * scope of the MR's owner (rxe_odp_map()), so the nodes are charged to it.
+ * scope of the MR's owner (rxe_odp_map()), so the blocks are charged to it.
  */
 static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
 			   unsigned long end)
 {
-	unsigned long idx, last;
+	unsigned long idx, last, bi;
+	struct rxe_odp_block *block;
 	int err;
 
 	rxe_odp_slots(mr, start, end, &idx, &last);
-	for (; idx < last; idx++) {
-		err = xa_reserve(&mr->odp_mtt, idx, GFP_KERNEL_ACCOUNT);
+	for (bi = rxe_odp_block_index(idx); bi <= rxe_odp_block_index(last - 1); bi++) {
+		if (xa_load(&mr->odp_mtt, bi))
+			continue;
+		block = kzalloc(sizeof(*block), GFP_KERNEL_ACCOUNT);
+		if (!block)
+			return -ENOMEM;
+		err = xa_insert(&mr->odp_mtt, bi, block, GFP_KERNEL_ACCOUNT);
 		if (err)
+			kfree(block);
+		if (err && err != -EBUSY)
 			return err;
 		cond_resched();
 	}
@@ -284,36 +411,43 @@ static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
 }
 
 /*
- * Release the reservations of [start, end) that did not get a page: pages
- * that are not mapped, a fault that failed, a prefetch that mapped nothing.
- * The MTT then holds memory only for mirrored pages, whatever ranges a
- * process has its MR fault or prefetch.  A concurrent fault of the same
- * slots may lose its reservation here; its fill then finds no room and it
- * tries again (rxe_odp_map()).
+ * Free the blocks of [start, end) that got no page: pages that are not
+ * mapped, a fault that failed, a prefetch that mapped nothing.  The MTT
+ * then holds memory only for blocks with mirrored pages, whatever ranges a
+ * process has its MR fault or prefetch.  The umem lock keeps fills out and
+ * odp_mtt_lock the copies, which may hold a pointer to a block.
  */
 static void rxe_odp_release_unfilled(struct rxe_mr *mr, unsigned long start,
 				     unsigned long end)
 {
-	XA_STATE(xas, &mr->odp_mtt, 0);
+	struct ib_umem_odp *umem_odp = to_ib_umem_odp(mr->umem);
 	unsigned long first, last;
-	void *entry;
+	struct rxe_odp_block *block;
+	XA_STATE(xas, &mr->odp_mtt, 0);
 
 	rxe_odp_slots(mr, start, end, &first, &last);
-	xas_set(&xas, first);
+	ib_umem_odp_lock(umem_odp);
+	write_lock(&mr->odp_mtt_lock);
+	xas_set(&xas, rxe_odp_block_index(first));
 	xas_lock(&xas);
-	xas_for_each(&xas, entry, last - 1) {
-		if (!xa_is_zero(entry))
-			continue;
-		xas_store(&xas, NULL);
+	xas_for_each(&xas, block, rxe_odp_block_index(last - 1)) {
+		if (rxe_odp_block_empty(block)) {
+			xas_store(&xas, NULL);
+			kfree(block);
+		}
 		if (need_resched()) {
 			/* not xas_pause(): see rxe_odp_invalidate() */
 			xas_set(&xas, xas.xa_index + 1);
 			xas_unlock(&xas);
+			write_unlock(&mr->odp_mtt_lock);
 			cond_resched();
+			write_lock(&mr->odp_mtt_lock);
 			xas_lock(&xas);
 		}
 	}
 	xas_unlock(&xas);
+	write_unlock(&mr->odp_mtt_lock);
+	ib_umem_odp_unlock(umem_odp);
 }
 
 /*
@@ -443,54 +577,60 @@ out:
 }
 
 /*
- * Tag the MTT entry of @va written, with odp_mtt_lock held for reading (so
- * it cannot be zapped meanwhile); a fill may replace it concurrently with
- * the same page, untagged, and then it is tagged again.
+ * Tag the MTT entry at @slot, @entry when read, written; with odp_mtt_lock
+ * held for reading (so it cannot be zapped meanwhile).  A fill may replace
+ * it concurrently with the same page, untagged, and then it is tagged again.
  */
-static void rxe_odp_mark_written(struct rxe_mr *mr, unsigned long va,
-				 void *entry)
+static void rxe_odp_mark_written(unsigned long *slot, unsigned long entry)
 {
-	void *old;
+	unsigned long old;
 
-	while (xa_pointer_tag(entry) != RXE_ODP_WRITTEN) {
-		old = xa_cmpxchg(&mr->odp_mtt, va >> PAGE_SHIFT, entry,
-				 xa_tag_pointer(xa_untag_pointer(entry),
-						RXE_ODP_WRITTEN),
-				 GFP_NOWAIT | __GFP_NOWARN);
-		if (old == entry || !old || xa_is_err(old))
+	while (rxe_odp_entry_tag(entry) != RXE_ODP_WRITTEN) {
+		old = cmpxchg(slot, entry, (entry & ~RXE_ODP_TAGS) | RXE_ODP_WRITTEN);
+		if (old == entry || !old)
 			return;
 		entry = old;
 	}
 }
 
 /*
- * Look up the page of @va, with odp_mtt_lock held for reading; for a write,
- * only a writable page, which is then tagged written.
+ * The page of the MTT entry at @slot (NULL: its block does not exist) for
+ * an access, with odp_mtt_lock held for reading; for a write, only a
+ * writable page, which is then tagged written.
  */
-static inline struct page *rxe_odp_lookup(struct rxe_mr *mr, unsigned long va,
-					  bool write)
+static inline struct page *rxe_odp_slot_page(unsigned long *slot, bool write)
 {
-	void *entry = xa_load(&mr->odp_mtt, va >> PAGE_SHIFT);
+	unsigned long entry;
 
+	if (!slot)
+		return NULL;
+	entry = READ_ONCE(*slot);
 	if (!entry)
 		return NULL;
 	if (write) {
-		if (!xa_pointer_tag(entry))
+		if (!rxe_odp_entry_tag(entry))
 			return NULL;
-		rxe_odp_mark_written(mr, va, entry);
+		rxe_odp_mark_written(slot, entry);
 	}
-	return xa_untag_pointer(entry);
+	return rxe_odp_entry_page(entry);
+}
+
+/* Look up the page of @va for an access, with odp_mtt_lock held for reading */
+static inline struct page *rxe_odp_lookup(struct rxe_mr *mr, unsigned long va,
+					  bool write)
+{
+	return rxe_odp_slot_page(rxe_odp_mtt_slot(mr, va >> PAGE_SHIFT), write);
 }
 
 /* Is @va mapped in the MTT for a write?  Marks nothing. */
 static bool rxe_odp_writable(struct rxe_mr *mr, unsigned long va)
 {
-	void *entry;
+	unsigned long *slot;
 	bool ret;
 
 	read_lock(&mr->odp_mtt_lock);
-	entry = xa_load(&mr->odp_mtt, va >> PAGE_SHIFT);
-	ret = entry && xa_pointer_tag(entry);
+	slot = rxe_odp_mtt_slot(mr, va >> PAGE_SHIFT);
+	ret = slot && rxe_odp_entry_tag(READ_ONCE(*slot));
 	read_unlock(&mr->odp_mtt_lock);
 	return ret;
 }
@@ -501,17 +641,27 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 					 enum rxe_mr_copy_dir dir)
 {
 	bool to_mr = dir == RXE_TO_MR_OBJ;
+	struct rxe_odp_block *block = NULL;
+	unsigned long bi = ULONG_MAX;
 	unsigned int done = 0;
 
 	read_lock(&mr->odp_mtt_lock);
 	while (done < length) {
+		unsigned long index = (va + done) >> PAGE_SHIFT;
 		unsigned int offset = (va + done) & ~PAGE_MASK;
 		unsigned int bytes = min_t(unsigned int, length - done,
 					   PAGE_SIZE - offset);
 		struct page *page;
 		u8 *kaddr;
 
-		page = rxe_odp_lookup(mr, va + done, to_mr);
+		/* one look-up per 2 MiB block, not per page */
+		if (rxe_odp_block_index(index) != bi) {
+			bi = rxe_odp_block_index(index);
+			block = xa_load(&mr->odp_mtt, bi);
+		}
+		page = rxe_odp_slot_page(block ?
+					 &block->entry[rxe_odp_block_slot(index)] :
+					 NULL, to_mr);
 		if (!page)
 			break;
 		kaddr = kmap_local_page(page);
@@ -805,7 +955,7 @@ int rxe_odp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 		return -EOPNOTSUPP;
 
 	rxe_mr_init(access, mr);
-	/* nodes allocated under the xa_lock are charged too */
+	/* blocks and nodes allocated under the xa_lock are charged too */
 	xa_init_flags(&mr->odp_mtt, XA_FLAGS_ACCOUNT);
 	rwlock_init(&mr->odp_mtt_lock);
 
@@ -861,13 +1011,17 @@ void rxe_odp_mr_cleanup(struct rxe_mr *mr)
 	struct rxe_dev *rxe = to_rdev(mr->ibmr.device);
 	struct rxe_odp_dirty_run run = { .umem_odp = umem_odp };
 	struct ib_umem_odp_counters c;
-	unsigned long index;
-	void *entry;
+	struct rxe_odp_block *block;
+	unsigned long bi;
+	unsigned int slot;
 
 	/* The pages written are dirtied as the mirror unmaps them. */
 	ib_umem_odp_lock(umem_odp);
-	xa_for_each(&mr->odp_mtt, index, entry)
-		rxe_odp_dirty_add(&run, index, entry);
+	xa_for_each(&mr->odp_mtt, bi, block)
+		for (slot = 0; slot < RXE_ODP_BLOCK_PAGES; slot++)
+			rxe_odp_dirty_add(&run, (bi << (RXE_ODP_BLOCK_SHIFT -
+							PAGE_SHIFT)) + slot,
+					  block->entry[slot]);
 	rxe_odp_dirty_flush(&run);
 	ib_umem_odp_unmap_dma_pages(umem_odp, ib_umem_start(umem_odp),
 				    ib_umem_end(umem_odp));
@@ -881,6 +1035,8 @@ void rxe_odp_mr_cleanup(struct rxe_mr *mr)
 
 	ib_umem_release(mr->umem);
 	mr->umem = NULL;
+	xa_for_each(&mr->odp_mtt, bi, block)
+		kfree(block);
 	xa_destroy(&mr->odp_mtt);
 }
 
