@@ -567,7 +567,11 @@ static void link_delete_during_traffic(void)
 		return;
 	}
 	pthread_create(&th, NULL, traffic_main, &t);
-	usleep(300000);
+	/* delete once ODP writes are moving (each one faults its target) */
+	t0 = now_ms();
+	while (!t.ops && now_ms() - t0 < bound)
+		usleep(10000);
+	usleep(100000);
 	ops = t.ops;
 
 	pid = fork();

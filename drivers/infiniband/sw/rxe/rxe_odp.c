@@ -665,6 +665,12 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 		if (!page)
 			break;
 		kaddr = kmap_local_page(page);
+		/*
+		 * GCC bounds bytes by PAGE_SIZE here and would expand the
+		 * copy inline (rep movsq); call the kernel's memcpy(), tuned
+		 * for the CPU, as the pinned path does.
+		 */
+		OPTIMIZER_HIDE_VAR(bytes);
 		if (to_mr)
 			memcpy(kaddr + offset, addr + done, bytes);
 		else
