@@ -32,6 +32,15 @@
  * hold) is the dearest part of creating a leaf.
  */
 #define HMM_MIRROR_SPARE_LEAVES	4
+/*
+ * What the mirror allocates for a fault is charged to the mirrored mm's
+ * memory cgroup (see hmm_mirror_fault()).  Past the cgroup's limit the
+ * fault fails with -ENOMEM instead of invoking the OOM killer: the device
+ * can fail the access it faults for, and its bookkeeping should not kill a
+ * process of the cgroup to go on.
+ */
+#define HMM_MIRROR_GFP		(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | \
+				 __GFP_NOWARN)
 /* xarray levels below index bit BITS_PER_LONG - 1 */
 #define HMM_MIRROR_XA_LEVELS	((BITS_PER_LONG - 1) / XA_CHUNK_SHIFT)
 
@@ -160,11 +169,10 @@ static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror)
 {
 	struct hmm_mirror_leaf *leaf;
 
-	/* Charged to the mirrored mm's memory cgroup: see hmm_mirror_fault() */
-	leaf = kmalloc(sizeof(*leaf), GFP_KERNEL_ACCOUNT);
+	leaf = kmalloc(sizeof(*leaf), HMM_MIRROR_GFP);
 	if (!leaf)
 		return ERR_PTR(-ENOMEM);
-	leaf->entries = kzalloc(HMM_MIRROR_LEAF_BYTES, GFP_KERNEL_ACCOUNT);
+	leaf->entries = kzalloc(HMM_MIRROR_LEAF_BYTES, HMM_MIRROR_GFP);
 	if (!leaf->entries) {
 		kfree(leaf);
 		return ERR_PTR(-ENOMEM);
@@ -475,8 +483,7 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 		if (!needed)
 			continue;
 
-		ret = xa_reserve(&mirror->leaves, leaf_index,
-				 GFP_KERNEL_ACCOUNT);
+		ret = xa_reserve(&mirror->leaves, leaf_index, HMM_MIRROR_GFP);
 		if (ret)
 			return ret;
 		pool->reserved = true;
@@ -881,7 +888,7 @@ int hmm_mirror_fault(struct hmm_mirror *mirror, unsigned long addr,
 	old_memcg = set_active_memcg(memcg);
 	range.hmm_pfns = kvmalloc_array((range.end - range.start) >> PAGE_SHIFT,
 					sizeof(*range.hmm_pfns),
-					GFP_KERNEL_ACCOUNT);
+					HMM_MIRROR_GFP);
 	if (!range.hmm_pfns) {
 		ret = -ENOMEM;
 		goto out_memcg;

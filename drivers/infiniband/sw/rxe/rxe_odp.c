@@ -100,6 +100,14 @@
  */
 #define RXE_ODP_FAULT_RETRIES	8
 
+/*
+ * MTT blocks are charged to the MR owner's memory cgroup; past its limit a
+ * fault fails (-ENOMEM, the access completes in error) rather than have the
+ * OOM killer make room for it, as the mirror does for its own leaves.
+ */
+#define RXE_ODP_GFP		(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | \
+				 __GFP_NOWARN)
+
 /* The MTT block: the entries of the pages of an aligned 2 MiB */
 #define RXE_ODP_BLOCK_SHIFT	21
 #define RXE_ODP_BLOCK_PAGES	(1UL << (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT))
@@ -397,10 +405,10 @@ static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
 	for (bi = rxe_odp_block_index(idx); bi <= rxe_odp_block_index(last - 1); bi++) {
 		if (xa_load(&mr->odp_mtt, bi))
 			continue;
-		block = kzalloc(sizeof(*block), GFP_KERNEL_ACCOUNT);
+		block = kzalloc(sizeof(*block), RXE_ODP_GFP);
 		if (!block)
 			return -ENOMEM;
-		err = xa_insert(&mr->odp_mtt, bi, block, GFP_KERNEL_ACCOUNT);
+		err = xa_insert(&mr->odp_mtt, bi, block, RXE_ODP_GFP);
 		if (err)
 			kfree(block);
 		if (err && err != -EBUSY)
