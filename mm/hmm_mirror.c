@@ -25,7 +25,18 @@
 #include <linux/slab.h>
 
 #define HMM_MIRROR_LEAF_MASK	(HMM_MIRROR_LEAF_ENTRIES - 1)
-#define HMM_MIRROR_LEAF_BYTES	(HMM_MIRROR_LEAF_ENTRIES * sizeof(u64))
+/*
+ * A leaf holds its entries in one of two widths.  A narrow leaf keeps 32-bit
+ * entries, the page frame number above the three flag bits: half the memory
+ * of the 64-bit entries of the API, for every page frame below 2^29 (2 TiB
+ * of physical addresses with 4 KiB pages), which on most machines is all of
+ * RAM.  A wide leaf keeps 64-bit entries.  Leaves are created narrow unless
+ * the fault that creates them maps a page above that limit (device memory
+ * high in the physical address space), and such a fault widens a narrow
+ * leaf it adds the page to.
+ */
+#define HMM_MIRROR_NARROW_FLAG_BITS	3
+#define HMM_MIRROR_NARROW_PFN_LIMIT	BIT_ULL(32 - HMM_MIRROR_NARROW_FLAG_BITS)
 /*
  * Empty leaves an IOVA mirror keeps for its next faults instead of freeing
  * them: reserving a leaf's IOVA range (larger than what the IOVA caches
@@ -46,16 +57,19 @@
 
 /**
  * struct hmm_mirror_leaf - one leaf of the mirror page table
- * @entries: HMM_MIRROR_LEAF_ENTRIES entries
+ * @entries: HMM_MIRROR_LEAF_ENTRIES entries, u32 or u64 (@wide); read and
+ *	written with hmm_mirror_leaf_entry() and hmm_mirror_leaf_set_entry()
  * @iova: the leaf's IOVA range (HMM_MIRROR_DMA_IOVA only)
  * @nr_valid: number of valid entries
+ * @wide: the entries are 64-bit, not narrow
  * @next: link in a fault's pool of new leaves, in the mirror's spare leaves or
  *	in a list of leaves to free
  */
 struct hmm_mirror_leaf {
-	u64 *entries;
+	void *entries;
 	struct dma_iova_state iova;
 	unsigned int nr_valid;
+	bool wide;
 	struct hmm_mirror_leaf *next;
 };
 
@@ -65,8 +79,10 @@ struct hmm_mirror_leaf {
  * invalidations, which run from reclaim.
  */
 struct hmm_mirror_pool {
-	struct hmm_mirror_leaf *head;
+	struct hmm_mirror_leaf *head;	/* narrow leaves */
+	struct hmm_mirror_leaf *wide;	/* wide leaves */
 	bool reserved;		/* xarray slots were reserved */
+	bool want_wide;		/* the last attempt met a page a leaf could not hold */
 };
 
 /* A run of consecutive entries of one leaf being DMA-mapped or unmapped */
@@ -128,6 +144,102 @@ static dma_addr_t hmm_mirror_leaf_iova(struct hmm_mirror *mirror,
 }
 
 /*
+ * The first page frame a narrow entry cannot hold.  KUnit lowers it with
+ * kunit_activate_static_stub() to make faults widen leaves.
+ */
+VISIBLE_IF_KUNIT u64 hmm_mirror_narrow_pfn_limit(void)
+{
+	KUNIT_STATIC_STUB_REDIRECT(hmm_mirror_narrow_pfn_limit);
+	return HMM_MIRROR_NARROW_PFN_LIMIT;
+}
+EXPORT_SYMBOL_IF_KUNIT(hmm_mirror_narrow_pfn_limit);
+
+static size_t hmm_mirror_leaf_bytes(bool wide)
+{
+	return HMM_MIRROR_LEAF_ENTRIES * (wide ? sizeof(u64) : sizeof(u32));
+}
+
+static u64 hmm_mirror_narrow_to_entry(u32 narrow)
+{
+	return PFN_PHYS(narrow >> HMM_MIRROR_NARROW_FLAG_BITS) |
+	       (narrow & HMM_MIRROR_ENTRY_FLAGS);
+}
+
+/* The narrow form of @entry, whose page frame must be below the limit */
+static u32 hmm_mirror_entry_to_narrow(u64 entry)
+{
+	return (u32)(PHYS_PFN(hmm_mirror_entry_phys(entry)) <<
+		     HMM_MIRROR_NARROW_FLAG_BITS) |
+	       (entry & HMM_MIRROR_ENTRY_FLAGS);
+}
+
+/* Entry @slot of @leaf, as the API's 64-bit entry */
+static u64 hmm_mirror_leaf_entry(struct hmm_mirror_leaf *leaf,
+				 unsigned int slot)
+{
+	if (leaf->wide)
+		return ((u64 *)leaf->entries)[slot];
+	return hmm_mirror_narrow_to_entry(((u32 *)leaf->entries)[slot]);
+}
+
+/* Can @leaf hold an entry for the page at @phys? */
+static bool hmm_mirror_leaf_fits(struct hmm_mirror_leaf *leaf,
+				 phys_addr_t phys)
+{
+	return leaf->wide || PHYS_PFN(phys) < hmm_mirror_narrow_pfn_limit();
+}
+
+/* Set entry @slot of @leaf, which must fit it (hmm_mirror_leaf_fits()) */
+static void hmm_mirror_leaf_set_entry(struct hmm_mirror_leaf *leaf,
+				      unsigned int slot, u64 entry)
+{
+	if (leaf->wide) {
+		((u64 *)leaf->entries)[slot] = entry;
+		return;
+	}
+	((u32 *)leaf->entries)[slot] = hmm_mirror_entry_to_narrow(entry);
+}
+
+/*
+ * A leaf with a single valid entry is not kept as a leaf: its xarray slot
+ * holds that entry, narrow, with its slot number above it, as an xarray
+ * value (xa_mk_value()).  Scattered pages (an implicit mirror faulted 4 KiB
+ * at a time) then cost a share of an xarray node each instead of a leaf.
+ * Only mirrors without IOVA ranges have them (an IOVA range is a leaf's).
+ * Faults make them (hmm_mirror_leaf_collapse()) and turn them back into
+ * leaves (hmm_mirror_get_leaf()) when they add entries next to one.
+ */
+static bool hmm_mirror_is_single(struct hmm_mirror_leaf *leaf)
+{
+	return xa_is_value(leaf);
+}
+
+static void *hmm_mirror_single_make(unsigned int slot, u64 entry)
+{
+	return xa_mk_value((unsigned long)slot << 32 |
+			   hmm_mirror_entry_to_narrow(entry));
+}
+
+static unsigned int hmm_mirror_single_slot(struct hmm_mirror_leaf *single)
+{
+	return xa_to_value(single) >> 32;
+}
+
+static u64 hmm_mirror_single_entry(struct hmm_mirror_leaf *single)
+{
+	return hmm_mirror_narrow_to_entry((u32)xa_to_value(single));
+}
+
+/* The entry of @single if its slot is in [@slot, @slot_end], else 0 */
+static u64 hmm_mirror_single_in(struct hmm_mirror_leaf *single,
+				unsigned int slot, unsigned int slot_end)
+{
+	unsigned int s = hmm_mirror_single_slot(single);
+
+	return s >= slot && s <= slot_end ? hmm_mirror_single_entry(single) : 0;
+}
+
+/*
  * The slots of leaf @leaf_index that hold entries [@first, @last] of the
  * table: all of them, except in the leaves at either end of the range.
  */
@@ -165,20 +277,22 @@ static bool hmm_mirror_clip(struct hmm_mirror *mirror, unsigned long *start,
 	return true;
 }
 
-static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror)
+static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror,
+						     bool wide)
 {
 	struct hmm_mirror_leaf *leaf;
 
 	leaf = kmalloc(sizeof(*leaf), HMM_MIRROR_GFP);
 	if (!leaf)
 		return ERR_PTR(-ENOMEM);
-	leaf->entries = kzalloc(HMM_MIRROR_LEAF_BYTES, HMM_MIRROR_GFP);
+	leaf->entries = kzalloc(hmm_mirror_leaf_bytes(wide), HMM_MIRROR_GFP);
 	if (!leaf->entries) {
 		kfree(leaf);
 		return ERR_PTR(-ENOMEM);
 	}
 	leaf->iova = (struct dma_iova_state){};
 	leaf->nr_valid = 0;
+	leaf->wide = wide;
 	leaf->next = NULL;
 
 	if (mirror->dma_mode == HMM_MIRROR_DMA_IOVA &&
@@ -213,13 +327,15 @@ static void hmm_mirror_leaf_put(struct hmm_mirror *mirror,
 {
 	lockdep_assert_held(&mirror->lock);
 
-	if (mirror->dma_mode != HMM_MIRROR_DMA_IOVA ||
+	/* Spares are narrow: a fault takes one for any leaf it creates */
+	if (mirror->dma_mode != HMM_MIRROR_DMA_IOVA || leaf->wide ||
 	    mirror->nr_spare_leaves >= HMM_MIRROR_SPARE_LEAVES) {
 		hmm_mirror_leaf_free(mirror, leaf);
 		return;
 	}
 	VM_WARN_ON_ONCE(leaf->nr_valid ||
-			memchr_inv(leaf->entries, 0, HMM_MIRROR_LEAF_BYTES));
+			memchr_inv(leaf->entries, 0,
+				   hmm_mirror_leaf_bytes(leaf->wide)));
 	leaf->next = mirror->spare_leaves;
 	mirror->spare_leaves = leaf;
 	/* read without the lock by hmm_mirror_prepare() */
@@ -246,7 +362,7 @@ static void hmm_mirror_clear_entry(struct hmm_mirror *mirror,
 				   struct hmm_mirror_leaf *leaf,
 				   unsigned int slot)
 {
-	leaf->entries[slot] = 0;
+	hmm_mirror_leaf_set_entry(leaf, slot, 0);
 	leaf->nr_valid--;
 	mirror->nr_valid--;
 }
@@ -282,6 +398,37 @@ static void hmm_mirror_dirty_page(struct hmm_mirror *mirror, u64 entry)
 /* -------------------------------------------------------------------------
  * Unmapping
  */
+
+/* Undo the dma_map_page() of a dma-direct entry */
+static void hmm_mirror_unmap_direct(struct hmm_mirror *mirror, u64 entry)
+{
+	dma_unmap_page(mirror->dma_dev,
+		       phys_to_dma(mirror->dma_dev, hmm_mirror_entry_phys(entry)),
+		       hmm_mirror_page_size(mirror), DMA_BIDIRECTIONAL);
+}
+
+/*
+ * Unmap and clear the single entry of slot @leaf_index if it is in
+ * [@slot, @slot_end], with the mirror locked.  Return 1 if it was, else 0.
+ */
+static unsigned long hmm_mirror_single_unmap(struct hmm_mirror *mirror,
+					     unsigned long leaf_index,
+					     struct hmm_mirror_leaf *single,
+					     unsigned int slot,
+					     unsigned int slot_end)
+{
+	u64 entry = hmm_mirror_single_in(single, slot, slot_end);
+
+	if (!entry)
+		return 0;
+	if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
+		hmm_mirror_unmap_direct(mirror, entry);
+	hmm_mirror_dirty_page(mirror, entry);
+	xa_erase(&mirror->leaves, leaf_index);
+	mirror->nr_leaves--;
+	mirror->nr_valid--;
+	return 1;
+}
 
 /* Unlink the open run; the IOTLB flush is left to the unlink batch */
 static void hmm_mirror_unlink_run(struct hmm_mirror *mirror,
@@ -321,9 +468,14 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 		unsigned int slot, slot_end;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
+		if (hmm_mirror_is_single(leaf)) {
+			cleared += hmm_mirror_single_unmap(mirror, leaf_index,
+							   leaf, slot, slot_end);
+			continue;
+		}
 
 		for (; slot <= slot_end && leaf->nr_valid; slot++) {
-			u64 entry = leaf->entries[slot];
+			u64 entry = hmm_mirror_leaf_entry(leaf, slot);
 
 			if (!hmm_mirror_entry_valid(entry)) {
 				hmm_mirror_unlink_run(mirror, &run, &batch);
@@ -341,11 +493,7 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 				unlinked = true;
 				break;
 			case HMM_MIRROR_DMA_DIRECT:
-				dma_unmap_page(mirror->dma_dev,
-					       phys_to_dma(mirror->dma_dev,
-							   hmm_mirror_entry_phys(entry)),
-					       hmm_mirror_page_size(mirror),
-					       DMA_BIDIRECTIONAL);
+				hmm_mirror_unmap_direct(mirror, entry);
 				break;
 			case HMM_MIRROR_DMA_NONE:
 				break;
@@ -392,12 +540,18 @@ static bool hmm_mirror_any_valid(struct hmm_mirror *mirror,
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 
+		if (hmm_mirror_is_single(leaf)) {
+			if (hmm_mirror_single_in(leaf, slot, slot_end))
+				return true;
+			continue;
+		}
 		if (!leaf->nr_valid)
 			continue;
 		if (slot == 0 && slot_end == HMM_MIRROR_LEAF_MASK)
 			return true;
 		for (; slot <= slot_end; slot++)
-			if (hmm_mirror_entry_valid(leaf->entries[slot]))
+			if (hmm_mirror_entry_valid(hmm_mirror_leaf_entry(leaf,
+									 slot)))
 				return true;
 	}
 	return false;
@@ -449,17 +603,53 @@ static const struct mmu_interval_notifier_ops hmm_mirror_mni_ops = {
  * Faulting
  */
 
+/* What a fault needs of one leaf */
+enum hmm_mirror_need {
+	HMM_MIRROR_NEED_NONE,		/* no present page */
+	HMM_MIRROR_NEED_NARROW,		/* a leaf */
+	HMM_MIRROR_NEED_WIDE,		/* a wide leaf */
+};
+
+/*
+ * Does the part [@addr, @end) of one leaf that @range covers have a present
+ * page, and (if @check_wide) one only a wide leaf can hold?
+ */
+static enum hmm_mirror_need hmm_mirror_leaf_need(struct hmm_mirror *mirror,
+						 struct hmm_range *range,
+						 unsigned long addr,
+						 unsigned long end,
+						 bool check_wide)
+{
+	enum hmm_mirror_need need = HMM_MIRROR_NEED_NONE;
+	u64 limit = hmm_mirror_narrow_pfn_limit();
+
+	for (; addr < end; addr += hmm_mirror_page_size(mirror)) {
+		unsigned long hpfn = range->hmm_pfns[(addr - range->start) >>
+						     PAGE_SHIFT];
+
+		if (!(hpfn & HMM_PFN_VALID))
+			continue;
+		if (!check_wide)
+			return HMM_MIRROR_NEED_NARROW;
+		if ((hpfn & ~HMM_PFN_FLAGS) >= limit)
+			return HMM_MIRROR_NEED_WIDE;
+		need = HMM_MIRROR_NEED_NARROW;
+	}
+	return need;
+}
+
 /*
  * Before taking the lock, allocate a leaf and reserve the xarray slot for
  * every leaf that the range needs (it has a present page) and that does not
- * exist yet.  This runs unlocked, so hmm_mirror_populate() copes with the
- * table having changed since.
+ * exist yet.  After an attempt met a page that a narrow leaf cannot hold,
+ * also allocate a wide leaf for each leaf with such a page, existing or not.
+ * This runs unlocked, so hmm_mirror_populate() copes with the table having
+ * changed since.
  */
 static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 			      struct hmm_range *range,
 			      struct hmm_mirror_pool *pool)
 {
-	unsigned long pgsize = hmm_mirror_page_size(mirror);
 	/* A racing fault may take them first: populate then says -EAGAIN. */
 	unsigned int spares = READ_ONCE(mirror->nr_spare_leaves);
 	unsigned long addr = range->start;
@@ -469,18 +659,19 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 					   HMM_MIRROR_LEAF_SHIFT;
 		unsigned long next = hmm_mirror_addr(mirror, leaf_index + 1, 0);
 		unsigned long leaf_end = min(next, range->end);
+		struct hmm_mirror_leaf *old = xa_load(&mirror->leaves, leaf_index);
+		/* A single entry is turned into a leaf if the fault adds to it */
+		bool exists = old && !hmm_mirror_is_single(old);
+		enum hmm_mirror_need need = HMM_MIRROR_NEED_NONE;
 		struct hmm_mirror_leaf *leaf;
-		bool needed = false;
 		int ret;
 
-		if (!xa_load(&mirror->leaves, leaf_index)) {
-			for (; addr < leaf_end && !needed; addr += pgsize)
-				needed = range->hmm_pfns[(addr - range->start) >>
-							 PAGE_SHIFT] &
-					 HMM_PFN_VALID;
-		}
+		if (!exists || pool->want_wide)
+			need = hmm_mirror_leaf_need(mirror, range, addr, leaf_end,
+						    pool->want_wide);
 		addr = leaf_end;
-		if (!needed)
+		if (need == HMM_MIRROR_NEED_NONE ||
+		    (exists && need != HMM_MIRROR_NEED_WIDE))
 			continue;
 
 		ret = xa_reserve(&mirror->leaves, leaf_index, HMM_MIRROR_GFP);
@@ -489,17 +680,36 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 		pool->reserved = true;
 
 		/* hmm_mirror_get_leaf() takes a spare before the pool */
-		if (spares) {
+		if (need == HMM_MIRROR_NEED_NARROW && spares) {
 			spares--;
 			continue;
 		}
-		leaf = hmm_mirror_leaf_alloc(mirror);
+		leaf = hmm_mirror_leaf_alloc(mirror,
+					     need == HMM_MIRROR_NEED_WIDE);
 		if (IS_ERR(leaf))
 			return PTR_ERR(leaf);
-		leaf->next = pool->head;
-		pool->head = leaf;
+		if (leaf->wide) {
+			leaf->next = pool->wide;
+			pool->wide = leaf;
+		} else {
+			leaf->next = pool->head;
+			pool->head = leaf;
+		}
 	}
 	return 0;
+}
+
+/* Free a list of leaves that were never in the table */
+static void hmm_mirror_free_list(struct hmm_mirror *mirror,
+				 struct hmm_mirror_leaf **head)
+{
+	struct hmm_mirror_leaf *leaf;
+
+	while (*head) {
+		leaf = *head;
+		*head = leaf->next;
+		hmm_mirror_leaf_free(mirror, leaf);
+	}
 }
 
 /* Free what a fault did not use; called with or without the lock */
@@ -507,14 +717,10 @@ static void hmm_mirror_pool_release(struct hmm_mirror *mirror,
 				    struct hmm_range *range,
 				    struct hmm_mirror_pool *pool)
 {
-	struct hmm_mirror_leaf *leaf;
 	unsigned long index, last;
 
-	while (pool->head) {
-		leaf = pool->head;
-		pool->head = leaf->next;
-		hmm_mirror_leaf_free(mirror, leaf);
-	}
+	hmm_mirror_free_list(mirror, &pool->head);
+	hmm_mirror_free_list(mirror, &pool->wide);
 
 	if (!pool->reserved)
 		return;
@@ -526,39 +732,115 @@ static void hmm_mirror_pool_release(struct hmm_mirror *mirror,
 	pool->reserved = false;
 }
 
-/* Find or insert the leaf @leaf_index, with the mirror locked */
+/*
+ * Find or insert the leaf @leaf_index, with the mirror locked: a new leaf is
+ * @wide if the fault asked for it (hmm_mirror_prepare() allocated it then).
+ */
 static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 						   unsigned long leaf_index,
-						   struct hmm_mirror_pool *pool)
+						   struct hmm_mirror_pool *pool,
+						   bool wide)
 {
-	struct hmm_mirror_leaf *leaf;
-	bool spare = true;
+	struct hmm_mirror_leaf **from = NULL, *leaf, *single;
 
-	leaf = xa_load(&mirror->leaves, leaf_index);
-	if (leaf)
-		return leaf;
+	single = xa_load(&mirror->leaves, leaf_index);
+	if (single && !hmm_mirror_is_single(single))
+		return single;
 
-	leaf = hmm_mirror_leaf_get_spare(mirror);
+	leaf = NULL;
+	if (!wide && !single)
+		leaf = hmm_mirror_leaf_get_spare(mirror);
 	if (!leaf) {
+		from = wide ? &pool->wide : &pool->head;
+		leaf = *from;
 		/* Raced with an invalidation or a fault: start over. */
-		leaf = pool->head;
 		if (!leaf)
 			return ERR_PTR(-EAGAIN);
-		spare = false;
 	}
 	/* Does not allocate unless our reservation was dropped meanwhile */
 	if (xa_is_err(xa_store(&mirror->leaves, leaf_index, leaf,
 			       GFP_NOWAIT | __GFP_NOWARN))) {
-		if (spare)
+		if (!from)
 			hmm_mirror_leaf_put(mirror, leaf);
 		return ERR_PTR(-EAGAIN);
 	}
-	if (!spare) {
-		pool->head = leaf->next;
+	if (from) {
+		*from = leaf->next;
 		leaf->next = NULL;
+	}
+	if (single) {
+		/* Replaced a present entry: the slot is still counted */
+		hmm_mirror_leaf_set_entry(leaf, hmm_mirror_single_slot(single),
+					  hmm_mirror_single_entry(single));
+		leaf->nr_valid = 1;
+		return leaf;
 	}
 	mirror->nr_leaves++;
 	return leaf;
+}
+
+/*
+ * Keep a leaf left with a single entry as that entry (see
+ * hmm_mirror_is_single()), with the mirror locked.  The leaf goes back to
+ * the fault's pool, which frees what the fault did not use.
+ */
+static void hmm_mirror_leaf_collapse(struct hmm_mirror *mirror,
+				     unsigned long leaf_index,
+				     struct hmm_mirror_leaf *leaf,
+				     struct hmm_mirror_pool *pool)
+{
+	unsigned int slot = 0;
+
+	if (leaf->nr_valid != 1 || leaf->wide ||
+	    mirror->dma_mode == HMM_MIRROR_DMA_IOVA)
+		return;
+	while (!hmm_mirror_entry_valid(hmm_mirror_leaf_entry(leaf, slot)))
+		slot++;
+	/* Replaces a present entry: allocates nothing */
+	xa_store(&mirror->leaves, leaf_index,
+		 hmm_mirror_single_make(slot, hmm_mirror_leaf_entry(leaf, slot)),
+		 GFP_NOWAIT | __GFP_NOWARN);
+	hmm_mirror_leaf_set_entry(leaf, slot, 0);
+	leaf->nr_valid = 0;
+	leaf->next = pool->head;
+	pool->head = leaf;
+}
+
+/*
+ * Replace narrow leaf @leaf of the table, with the mirror locked, by a wide
+ * leaf of the fault's pool that holds the same entries in the same IOVA
+ * range (the device may be using them).  No run of the fault may be open in
+ * @leaf.  Without a wide leaf in the pool the fault starts over and
+ * allocates one first.
+ */
+static struct hmm_mirror_leaf *hmm_mirror_leaf_widen(struct hmm_mirror *mirror,
+						     unsigned long leaf_index,
+						     struct hmm_mirror_leaf *leaf,
+						     struct hmm_mirror_pool *pool)
+{
+	struct hmm_mirror_leaf *wide = pool->wide;
+	unsigned int slot;
+
+	if (!wide) {
+		pool->want_wide = true;
+		return ERR_PTR(-EAGAIN);
+	}
+	pool->wide = wide->next;
+	wide->next = NULL;
+
+	for (slot = 0; slot < HMM_MIRROR_LEAF_ENTRIES; slot++)
+		hmm_mirror_leaf_set_entry(wide, slot,
+					  hmm_mirror_leaf_entry(leaf, slot));
+	wide->nr_valid = leaf->nr_valid;
+	swap(wide->iova, leaf->iova);
+	/* Replaces a present entry: allocates nothing */
+	xa_store(&mirror->leaves, leaf_index, wide, GFP_NOWAIT | __GFP_NOWARN);
+
+	/* Nothing is linked in the IOVA range @leaf got in exchange */
+	memset(leaf->entries, 0, hmm_mirror_leaf_bytes(leaf->wide));
+	leaf->nr_valid = 0;
+	hmm_mirror_leaf_put(mirror, leaf);
+	return wide;
 }
 
 /*
@@ -641,7 +923,7 @@ static void hmm_mirror_prune(struct hmm_mirror *mirror, unsigned long start,
 	unsigned long leaf_index;
 
 	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
-		if (leaf->nr_valid)
+		if (hmm_mirror_is_single(leaf) || leaf->nr_valid)
 			continue;
 		hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
 		hmm_mirror_leaf_put(mirror, leaf);
@@ -715,6 +997,26 @@ static int hmm_mirror_finish_batch(struct hmm_mirror *mirror,
 }
 
 /*
+ * Must leaf @leaf_index be created wide?  Only asked after an attempt met a
+ * page that a narrow leaf cannot hold: the answer is then the one
+ * hmm_mirror_prepare() gave when it allocated the leaves.
+ */
+static bool hmm_mirror_populate_wide(struct hmm_mirror *mirror,
+				     struct hmm_range *range,
+				     struct hmm_mirror_pool *pool,
+				     unsigned long leaf_index)
+{
+	unsigned long start = hmm_mirror_addr(mirror, leaf_index, 0);
+	unsigned long end = hmm_mirror_addr(mirror, leaf_index + 1, 0);
+
+	if (!pool->want_wide)
+		return false;
+	return hmm_mirror_leaf_need(mirror, range, max(start, range->start),
+				    min(end, range->end), true) ==
+	       HMM_MIRROR_NEED_WIDE;
+}
+
+/*
  * Fill the entries of @range from the hmm_range_fault() result, with the
  * mirror locked and the notifier sequence checked.  Entries made valid stay
  * valid (and mapped) even when an error stops the loop.
@@ -742,7 +1044,7 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 		unsigned long hpfn = range->hmm_pfns[i];
 		unsigned int slot = index & HMM_MIRROR_LEAF_MASK;
 		phys_addr_t phys;
-		u64 eflags, *entry;
+		u64 eflags, entry;
 
 		if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR)) {
 			if (flags & HMM_MIRROR_FAULT_SNAPSHOT)
@@ -767,30 +1069,49 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 			eflags |= write;
 
 		if (!leaf || index >> HMM_MIRROR_LEAF_SHIFT != leaf_index) {
+			if (leaf)
+				hmm_mirror_leaf_collapse(mirror, leaf_index,
+							 leaf, pool);
 			leaf_index = index >> HMM_MIRROR_LEAF_SHIFT;
-			leaf = hmm_mirror_get_leaf(mirror, leaf_index, pool);
+			leaf = hmm_mirror_get_leaf(mirror, leaf_index, pool,
+						   hmm_mirror_populate_wide(mirror, range,
+									    pool, leaf_index));
 			if (IS_ERR(leaf)) {
 				ret = PTR_ERR(leaf);
 				break;
 			}
 		}
 
-		entry = &leaf->entries[slot];
-		if (hmm_mirror_entry_valid(*entry)) {
+		entry = hmm_mirror_leaf_entry(leaf, slot);
+		if (hmm_mirror_entry_valid(entry)) {
 			/*
 			 * No invalidation since the entry was made: the CPU
 			 * still maps the same page.  Only ever upgrade.
 			 */
-			VM_WARN_ON_ONCE(hmm_mirror_entry_phys(*entry) != phys);
-			*entry |= eflags;
+			VM_WARN_ON_ONCE(hmm_mirror_entry_phys(entry) != phys);
+			hmm_mirror_leaf_set_entry(leaf, slot, entry | eflags);
 			continue;
+		}
+
+		if (unlikely(!hmm_mirror_leaf_fits(leaf, phys))) {
+			/* The batch's open run and sync may be in @leaf */
+			ret = hmm_mirror_finish_batch(mirror, &batch);
+			if (ret)
+				break;
+			leaf = hmm_mirror_leaf_widen(mirror, leaf_index, leaf,
+						     pool);
+			if (IS_ERR(leaf)) {
+				ret = PTR_ERR(leaf);
+				break;
+			}
 		}
 
 		ret = hmm_mirror_map_page(mirror, &batch, leaf, leaf_index,
 					  slot, phys);
 		if (ret)
 			break;
-		*entry = hmm_mirror_entry_make(phys, eflags);
+		hmm_mirror_leaf_set_entry(leaf, slot,
+					  hmm_mirror_entry_make(phys, eflags));
 		leaf->nr_valid++;
 		mirror->nr_valid++;
 	}
@@ -800,6 +1121,8 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 		ret = err;
 	if (ret)
 		hmm_mirror_prune(mirror, range->start, range->end);
+	else if (leaf)
+		hmm_mirror_leaf_collapse(mirror, leaf_index, leaf, pool);
 	atomic64_add(batch.maps, &mirror->stats.dma_maps);
 	atomic64_add(batch.syncs, &mirror->stats.dma_syncs);
 	atomic64_add(mirror->nr_valid - nr_valid, &mirror->stats.pages_faulted);
@@ -1174,7 +1497,12 @@ u64 hmm_mirror_entry(struct hmm_mirror *mirror, unsigned long addr)
 		return 0;
 	index = hmm_mirror_index(mirror, addr);
 	leaf = xa_load(&mirror->leaves, index >> HMM_MIRROR_LEAF_SHIFT);
-	return leaf ? leaf->entries[index & HMM_MIRROR_LEAF_MASK] : 0;
+	index &= HMM_MIRROR_LEAF_MASK;
+	if (!leaf)
+		return 0;
+	if (hmm_mirror_is_single(leaf))
+		return hmm_mirror_single_in(leaf, index, index);
+	return hmm_mirror_leaf_entry(leaf, index);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_entry);
 
@@ -1276,10 +1604,26 @@ void hmm_mirror_set_dirty(struct hmm_mirror *mirror, unsigned long start,
 		unsigned int slot, slot_end;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
+		if (hmm_mirror_is_single(leaf)) {
+			u64 entry = hmm_mirror_single_in(leaf, slot, slot_end);
 
-		for (; slot <= slot_end; slot++)
-			if (hmm_mirror_entry_writable(leaf->entries[slot]))
-				leaf->entries[slot] |= HMM_MIRROR_ENTRY_DIRTY;
+			/* Replaces a present entry: allocates nothing */
+			if (hmm_mirror_entry_writable(entry))
+				xa_store(&mirror->leaves, leaf_index,
+					 hmm_mirror_single_make(hmm_mirror_single_slot(leaf),
+								entry |
+								HMM_MIRROR_ENTRY_DIRTY),
+					 GFP_NOWAIT | __GFP_NOWARN);
+			continue;
+		}
+
+		for (; slot <= slot_end; slot++) {
+			u64 entry = hmm_mirror_leaf_entry(leaf, slot);
+
+			if (hmm_mirror_entry_writable(entry))
+				hmm_mirror_leaf_set_entry(leaf, slot, entry |
+							  HMM_MIRROR_ENTRY_DIRTY);
+		}
 	}
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_set_dirty);
@@ -1318,9 +1662,22 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 		unsigned int slot, slot_end;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
+		if (hmm_mirror_is_single(leaf)) {
+			u64 entry = hmm_mirror_single_in(leaf, slot, slot_end);
+
+			slot = hmm_mirror_single_slot(leaf);
+			if (!entry)
+				continue;
+			ret = fn(mirror, hmm_mirror_addr(mirror, leaf_index, slot),
+				 entry, hmm_mirror_dma(mirror, NULL, slot, entry),
+				 priv);
+			if (ret)
+				return ret;
+			continue;
+		}
 
 		for (; slot <= slot_end; slot++) {
-			u64 entry = leaf->entries[slot];
+			u64 entry = hmm_mirror_leaf_entry(leaf, slot);
 
 			if (!hmm_mirror_entry_valid(entry))
 				continue;
@@ -1375,9 +1732,10 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 {
 	unsigned long last[HMM_MIRROR_XA_LEVELS + 1];
 	unsigned long nodes = 0, leaves = 0, max = 0, index;
+	size_t header = kmalloc_size_roundup(sizeof(struct hmm_mirror_leaf));
+	size_t bytes = 0;
 	struct hmm_mirror_leaf *leaf;
 	unsigned int level;
-	size_t bytes;
 
 	xa_for_each(&mirror->leaves, index, leaf) {
 		/*
@@ -1394,6 +1752,10 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 		}
 		leaves++;
 		max = index;
+		/* a single entry lives in its xarray slot */
+		if (!hmm_mirror_is_single(leaf))
+			bytes += header +
+				 kmalloc_size_roundup(hmm_mirror_leaf_bytes(leaf->wide));
 	}
 	/*
 	 * Levels above the root were counted once each: the root is the
@@ -1404,11 +1766,9 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 		if (!(max >> ((level - 1) * XA_CHUNK_SHIFT)))
 			nodes--;
 
-	/* spare leaves (IOVA mirrors only) are allocated memory too */
-	leaves += READ_ONCE(mirror->nr_spare_leaves);
-	bytes = sizeof(*mirror) + nodes * sizeof(struct xa_node);
-	bytes += leaves * (kmalloc_size_roundup(sizeof(struct hmm_mirror_leaf)) +
-			   kmalloc_size_roundup(HMM_MIRROR_LEAF_BYTES));
-	return bytes;
+	/* spare leaves (IOVA mirrors only, narrow) are allocated memory too */
+	bytes += READ_ONCE(mirror->nr_spare_leaves) *
+		 (header + kmalloc_size_roundup(hmm_mirror_leaf_bytes(false)));
+	return bytes + sizeof(*mirror) + nodes * sizeof(struct xa_node);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_metadata_bytes);

@@ -524,6 +524,25 @@ static unsigned long count_blocks(unsigned long addr,
 	return blocks;
 }
 
+/* Number of 2 MiB blocks with two of the pages or more (sorted offsets) */
+static unsigned long count_multi_blocks(unsigned long addr,
+					const unsigned long *offsets,
+					unsigned int n)
+{
+	unsigned long multi = 0, prev = ULONG_MAX;
+	unsigned int i, in_block = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned long block = (addr + offsets[i]) / SZ_2M;
+
+		in_block = block == prev ? in_block + 1 : 1;
+		if (in_block == 2)
+			multi++;
+		prev = block;
+	}
+	return multi;
+}
+
 static void hmm_mirror_test_sparse(struct kunit *test)
 {
 	static const unsigned long offsets[] = {
@@ -534,7 +553,7 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 					      10 * SZ_1M };
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	unsigned long addr, leaves, i;
+	unsigned long addr, leaves, i, a;
 	size_t empty_bytes, bytes;
 
 	addr = test_mmap(test, 64 * SZ_1M, PROT_READ | PROT_WRITE);
@@ -552,7 +571,14 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 	}
 	leaves = m->nr_leaves;
 	bytes = hmm_mirror_metadata_bytes(m);
-	KUNIT_EXPECT_GE(test, bytes, empty_bytes + leaves * (PAGE_SIZE + 24));
+	/*
+	 * Each block with two pages or more: a leaf of 512 narrow entries and
+	 * a header; a block with one page keeps it in its xarray slot.
+	 */
+	KUNIT_EXPECT_GE(test, bytes, empty_bytes +
+			count_multi_blocks(addr, offsets, ARRAY_SIZE(offsets)) *
+			(HMM_MIRROR_LEAF_ENTRIES * sizeof(u32) + 24));
+
 	kunit_info(test, "whole-mm mirror, %lu pages in %lu leaves: %zu bytes\n",
 		   m->nr_valid, leaves, bytes);
 
@@ -577,6 +603,20 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 								 offsets[2])));
 	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, addr +
 								offsets[3])));
+
+	/*
+	 * The page at offsets[4] is alone in its block, which holds it without
+	 * a leaf: a second page there makes one.
+	 */
+	a = addr + offsets[4];
+	a = a / SZ_2M == (a + PAGE_SIZE) / SZ_2M ? a + PAGE_SIZE : a - PAGE_SIZE;
+	bytes = hmm_mirror_metadata_bytes(m);
+	fault_ok(test, tm, a, 1, 0);
+	KUNIT_EXPECT_GE(test, hmm_mirror_metadata_bytes(m) - bytes,
+			HMM_MIRROR_LEAF_ENTRIES * sizeof(u32));
+	KUNIT_EXPECT_EQ(test, m->nr_leaves,
+			count_blocks(addr, rest, ARRAY_SIZE(rest)));
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 5);
 
 	vm_munmap(addr, 32 * SZ_1M);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
@@ -1107,8 +1147,9 @@ static void hmm_mirror_test_dma_iommu_spare(struct kunit *test)
 }
 
 /*
- * Metadata per mirrored page.  The page table costs 8 bytes per entry,
- * plus per leaf (512 entries) its header and the xarray nodes indexing it.
+ * Metadata per mirrored page.  The page table costs 4 bytes per entry (a
+ * narrow leaf), plus per leaf (512 entries) its header and the xarray nodes
+ * indexing it: at most 8 bytes per mirrored page when the pages are dense.
  */
 static void report_bytes(struct kunit *test, const char *what,
 			 size_t bytes, unsigned long pages)
@@ -1141,18 +1182,16 @@ static void hmm_mirror_test_metadata_dense(struct kunit *test)
 	fault_ok(test, tm, addr, len, HMM_MIRROR_FAULT_WRITE);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages / HMM_MIRROR_LEAF_ENTRIES);
-	bytes = hmm_mirror_metadata_bytes(m);
+	bytes = hmm_mirror_metadata_bytes(m) - empty;
 	report_bytes(test, "explicit 32 MiB mirror, dense", bytes, pages);
-	/* the page table: 8 bytes an entry, plus at most 1/4 byte of overhead */
-	KUNIT_EXPECT_GE(test, bytes - empty, pages * sizeof(u64));
-	KUNIT_EXPECT_LE(test, (bytes - empty) * 4,
-			pages * (4 * sizeof(u64) + 1));
+	KUNIT_EXPECT_GE(test, bytes, pages * sizeof(u32));
+	KUNIT_EXPECT_LE(test, bytes, pages * 8);
 
 	/* unaligned: one more leaf, and a taller xarray */
 	fault_ok(test, whole, addr, len, 0);
-	bytes = hmm_mirror_metadata_bytes(&whole->mirror);
+	bytes = hmm_mirror_metadata_bytes(&whole->mirror) - empty;
 	report_bytes(test, "whole-mm mirror, same 32 MiB dense", bytes, pages);
-	KUNIT_EXPECT_LE(test, bytes, pages * 10);
+	KUNIT_EXPECT_LE(test, bytes, pages * 8);
 }
 
 static void hmm_mirror_test_metadata_scattered(struct kunit *test)
@@ -1165,23 +1204,139 @@ static void hmm_mirror_test_metadata_scattered(struct kunit *test)
 	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
 	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
 
-	/* one page every 4 MiB: one leaf per page */
+	/* one page every 4 MiB: no leaf, each page sits in its xarray slot */
 	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += 2 * SZ_2M) {
 		fault_ok(test, tm, a, PAGE_SIZE, 0);
 		pages++;
 	}
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
-	bytes = hmm_mirror_metadata_bytes(m);
+	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
 	report_bytes(test, "whole-mm mirror, 1 page per 4 MiB", bytes, pages);
-	KUNIT_EXPECT_GE(test, bytes, pages * (PAGE_SIZE + 24));
+	/*
+	 * Every other slot of the lowest xarray nodes used: twice a slot's
+	 * share of a node per page, plus one node per level above them (at
+	 * most one level per XA_CHUNK_SHIFT bits of the index).  A leaf per
+	 * page would cost pages * 2 KiB.
+	 */
+	KUNIT_EXPECT_LE(test, bytes,
+			pages * 2 * sizeof(struct xa_node) / XA_CHUNK_SIZE +
+			BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node));
 
-	/* 16 pages in each of those 2 MiB regions */
-	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += 2 * SZ_2M)
+	/* one page every 2 MiB: every slot of those nodes used */
+	for (a = ALIGN(addr, SZ_2M) + SZ_2M; a + SZ_2M <= addr + len;
+	     a += 2 * SZ_2M) {
+		fault_ok(test, tm, a, PAGE_SIZE, 0);
+		pages++;
+	}
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
+	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
+	report_bytes(test, "whole-mm mirror, 1 page per 2 MiB", bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes,
+			pages * sizeof(struct xa_node) / XA_CHUNK_SIZE +
+			BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node));
+
+	/* 16 pages in each of those 2 MiB regions: a leaf each */
+	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += SZ_2M)
 		fault_ok(test, tm, a, 16 * PAGE_SIZE, 0);
 	pages *= 16;
 	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
+	report_bytes(test, "whole-mm mirror, 16 pages per 2 MiB", bytes, pages);
+}
+
+/* No page frame fits a narrow entry: every leaf a fault adds to is widened */
+static u64 no_narrow_pfn(void)
+{
+	return 0;
+}
+
+/*
+ * A fault that meets a page a narrow leaf cannot hold (forced here for every
+ * page) widens the leaf: the entries already there keep their pages and
+ * their DMA addresses (an IOMMU device may be using them), and a leaf it
+ * creates is wide from the start.  On @dev if not NULL (iommu-dma).
+ */
+static void check_widen(struct kunit *test, struct device *dev)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long len = HMM_MIRROR_LEAF_ENTRIES * PAGE_SIZE * 2, addr;
+	size_t narrow = kmalloc_size_roundup(HMM_MIRROR_LEAF_ENTRIES * sizeof(u32));
+	size_t wide = kmalloc_size_roundup(HMM_MIRROR_LEAF_ENTRIES * sizeof(u64));
+	dma_addr_t dma[4];
+	size_t bytes;
+	u64 entry[4];
+	unsigned int i;
+	unsigned long n = 0;
+
+	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr, len,
+						  PAGE_SHIFT, dev));
+	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
 	bytes = hmm_mirror_metadata_bytes(m);
-	report_bytes(test, "whole-mm mirror, 16 pages per 4 MiB", bytes, pages);
+	hmm_mirror_lock(m);
+	for (i = 0; i < 4; i++) {
+		entry[i] = hmm_mirror_entry(m, addr + i * PAGE_SIZE);
+		dma[i] = hmm_mirror_entry_dma(m, addr + i * PAGE_SIZE, entry[i]);
+	}
+	hmm_mirror_unlock(m);
+
+	kunit_activate_static_stub(test, hmm_mirror_narrow_pfn_limit,
+				   no_narrow_pfn);
+	/* the same leaf: widened; the next one: created wide */
+	fault_ok(test, tm, addr + 4 * PAGE_SIZE, 4 * PAGE_SIZE,
+		 HMM_MIRROR_FAULT_WRITE);
+	fault_ok(test, tm, addr + len / 2, 4 * PAGE_SIZE,
+		 HMM_MIRROR_FAULT_WRITE);
+	kunit_deactivate_static_stub(test, hmm_mirror_narrow_pfn_limit);
+
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 12);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 2);
+	/*
+	 * Leaf 0 traded its narrow entry array for a wide one, and leaf 1 came
+	 * wide, with its header and an xarray node for the two (a narrow
+	 * leaf 0 would have grown the table by far less).  With an IOMMU the
+	 * narrow leaf stays as a spare, with the IOVA range it got in exchange.
+	 */
+	bytes = hmm_mirror_metadata_bytes(m) - bytes;
+	KUNIT_EXPECT_GE(test, bytes, 2 * wide - narrow + (dev ? narrow : 0));
+	KUNIT_EXPECT_LE(test, bytes, 2 * wide - narrow + 64 +
+			sizeof(struct xa_node) + (dev ? narrow + 64 : 0));
+	hmm_mirror_lock(m);
+	for (i = 0; i < 4; i++) {
+		u64 e = hmm_mirror_entry(m, addr + i * PAGE_SIZE);
+
+		KUNIT_EXPECT_EQ(test, e, entry[i]);
+		KUNIT_EXPECT_EQ(test, hmm_mirror_entry_dma(m, addr + i * PAGE_SIZE,
+							   e), dma[i]);
+	}
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + len,
+						 count_entry, &n));
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, n, 12);
+	expect_cpu_page(test, tm, addr + 5 * PAGE_SIZE, 0x5a);
+	expect_cpu_page(test, tm, addr + 2 * PAGE_SIZE, 0xa5);
+
+	/* an invalidation clears wide entries like narrow ones */
+	vm_munmap(addr, len);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+}
+
+static void hmm_mirror_test_widen(struct kunit *test)
+{
+	check_widen(test, NULL);
+}
+
+static void hmm_mirror_test_widen_iommu(struct kunit *test)
+{
+	struct device *dev;
+
+	dev = bus_find_device(&pci_bus_type, NULL, NULL, find_iova_dev);
+	if (!dev)
+		kunit_skip(test, "no device translated by iommu-dma");
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, put_dev, dev));
+	check_widen(test, dev);
 }
 
 /*
@@ -1249,6 +1404,8 @@ static struct kunit_case hmm_mirror_test_cases[] = {
 	KUNIT_CASE(hmm_mirror_test_dma_iommu_spare),
 	KUNIT_CASE(hmm_mirror_test_metadata_dense),
 	KUNIT_CASE(hmm_mirror_test_metadata_scattered),
+	KUNIT_CASE(hmm_mirror_test_widen),
+	KUNIT_CASE(hmm_mirror_test_widen_iommu),
 	KUNIT_CASE(hmm_mirror_test_mm_release),
 	{}
 };

@@ -28,7 +28,9 @@ struct hmm_mirror_leaf;
  * A mirror entry is the physical address of the mirrored page (aligned to the
  * mirror's page size) with flags in its low bits.  The DMA address is derived
  * from it (see hmm_mirror_entry_dma()), so an entry never exceeds 8 bytes and
- * the page stays reachable for dirtying without reverse IOMMU look-ups.
+ * the page stays reachable for dirtying without reverse IOMMU look-ups.  The
+ * mirror stores most entries in 4 bytes (see Documentation/mm/hmm_mirror.rst);
+ * the API always hands out this 64-bit form.
  */
 #define HMM_MIRROR_ENTRY_VALID		BIT_ULL(0)
 #define HMM_MIRROR_ENTRY_WRITE		BIT_ULL(1)
@@ -112,9 +114,10 @@ enum hmm_mirror_dma_mode {
  * @start: first mirrored address (aligned to the mirror page size)
  * @end: end of the mirrored range (exclusive, aligned)
  * @page_shift: log2 of the mirror page size (PAGE_SHIFT, or more for huge pages)
- * @leaves: sparse table: index -> struct hmm_mirror_leaf
+ * @leaves: sparse table: index -> struct hmm_mirror_leaf, or a single entry
  * @nr_valid: number of valid entries
- * @nr_leaves: number of leaves in @leaves
+ * @nr_leaves: number of slots in use in @leaves (leaves, and single entries
+ *	kept in their slot)
  * @spare_leaves: empty leaves kept, with their IOVA ranges, for later faults
  * @nr_spare_leaves: number of leaves in @spare_leaves
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
@@ -228,6 +231,8 @@ void hmm_mirror_read_counters(struct hmm_mirror *mirror,
 #if IS_ENABLED(CONFIG_KUNIT)
 /* KUnit replaces it to race an invalidation with a fault (static stub) */
 void hmm_mirror_fault_test_hook(struct hmm_mirror *mirror);
+/* KUnit replaces it to make faults widen leaves (static stub) */
+u64 hmm_mirror_narrow_pfn_limit(void);
 #endif
 
 /**

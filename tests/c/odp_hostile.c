@@ -676,29 +676,6 @@ static void case_memcg_limit(void)
 #define FILE_LEN	(8UL << 20)
 #define W1_OFF		(12 * 1024 + 5)
 
-/* The kB of @key ("Anonymous", ...) of the smaps entry that starts at @addr */
-static long smaps_kb(void *addr, const char *key)
-{
-	char line[256], want[32];
-	size_t n = strlen(key);
-	int in = 0;
-	long v = -1;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	if (!f)
-		return -1;
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strchr(line, ' ') &&
-		    strchr(line, '-') < strchr(line, ' '))
-			in = !strncmp(line, want, strlen(want));
-		else if (in && !strncmp(line, key, n) && line[n] == ':')
-			v = atol(line + n + 1);
-	}
-	fclose(f);
-	return v;
-}
-
 static void case_write1(int flags)
 {
 	const char *kind = flags == MAP_SHARED ? "MAP_SHARED" : "MAP_PRIVATE";

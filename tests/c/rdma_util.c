@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -243,4 +244,27 @@ int rdma_res_count(const char *dev, const char *what)
 			n++;
 	pclose(f);
 	return n;
+}
+
+/* The kB of @key ("Anonymous", ...) of the smaps entry that starts at @addr */
+long smaps_kb(void *addr, const char *key)
+{
+	char line[256], want[32];
+	size_t n = strlen(key);
+	int in = 0;
+	long v = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	while (fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, ' ') &&
+		    strchr(line, '-') < strchr(line, ' '))
+			in = !strncmp(line, want, strlen(want));
+		else if (in && !strncmp(line, key, n) && line[n] == ':')
+			v = atol(line + n + 1);
+	}
+	fclose(f);
+	return v;
 }

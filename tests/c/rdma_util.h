@@ -46,6 +46,8 @@ int rdma_complete(struct rdma_ctx *r, int nwc);
 int rdma_odp_caps(struct rdma_ctx *r, uint32_t *general, uint32_t *rc);
 /* CLOCK_MONOTONIC in milliseconds */
 long now_ms(void);
+/* The kB of @key ("Anonymous", ...) of the smaps entry that starts at @addr */
+long smaps_kb(void *addr, const char *key);
 /* Resources of @dev that "rdma res show @what" (mr, qp, ...) lists; -1 on error */
 int rdma_res_count(const char *dev, const char *what);
 

@@ -360,7 +360,8 @@ def fig6(res, binary, span, pct):
     for e in errors:
         res.error(6, e)
     for kind, name in (("explicit", "mirror bytes/page, explicit 64 MiB"),
-                       ("implicit", "mirror bytes/page, implicit %s %s%%" % (span, pct))):
+                       ("implicit", "mirror bytes/page, implicit %s %s%% (2 MiB read faults)" % (span, pct)),
+                       ("implicit_write", "mirror bytes/page, implicit %s %s%% (4 KiB write faults)" % (span, pct))):
         r = [x for x in recs if x.get("kind") == kind]
         if not r:
             continue
@@ -379,6 +380,21 @@ def fig6(res, binary, span, pct):
                  "pages_in_range": r["pages"], "touched_pages": r["touched_pages"],
                  "touch_ms": r.get("touch_ns", 0) / 1e6},
                 fmt="%.2f")
+    r = [x for x in recs if x.get("kind") == "thp"]
+    if r and "odp_mirror_bytes" in (r[0].get("mirror") or {}):
+        r = r[0]
+        maps = r["size"] // (2 << 20)
+        v = r["mirror"]["odp_mirror_bytes"] / maps
+        name = "mirror bytes per 2 MiB THP mapping, explicit 64 MiB"
+        if r.get("thp_kb", -1) * 1024 < r["size"]:
+            res.unavailable(6, "meta_thp", name, "bytes/2 MiB", "<= 16",
+                            "the kernel gave %s KiB of THP for %d KiB" % (r.get("thp_kb"), r["size"] // 1024),
+                            [cmd])
+        else:
+            res.add(6, "meta_thp", name, "bytes/2 MiB", [v], "<= 16",
+                    lambda x: x <= 16, [cmd],
+                    {"mirror_bytes": r["mirror"]["odp_mirror_bytes"], "mappings": maps,
+                     "thp_kb": r["thp_kb"]}, fmt="%.1f")
 
 
 def fig8(res, rounds, binary):
