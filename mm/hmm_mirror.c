@@ -205,24 +205,28 @@ static void hmm_mirror_leaf_set_entry(struct hmm_mirror_leaf *leaf,
  * holds that entry, narrow, with its slot number above it, as an xarray
  * value (xa_mk_value()).  Scattered pages (an implicit mirror faulted 4 KiB
  * at a time) then cost a share of an xarray node each instead of a leaf.
- * Only mirrors without IOVA ranges have them (an IOVA range is a leaf's).
+ * Only 64-bit kernels (the value holds 41 bits) and mirrors without IOVA
+ * ranges (an IOVA range is a leaf's) have them.
  * Faults make them (hmm_mirror_leaf_collapse()) and turn them back into
  * leaves (hmm_mirror_get_leaf()) when they add entries next to one.
  */
+#define HMM_MIRROR_SINGLES	(BITS_PER_LONG - 1 >= 32 + HMM_MIRROR_LEAF_SHIFT)
+
 static bool hmm_mirror_is_single(struct hmm_mirror_leaf *leaf)
 {
 	return xa_is_value(leaf);
 }
 
+/* Only made where an xarray value holds it (HMM_MIRROR_SINGLES) */
 static void *hmm_mirror_single_make(unsigned int slot, u64 entry)
 {
-	return xa_mk_value((unsigned long)slot << 32 |
-			   hmm_mirror_entry_to_narrow(entry));
+	return xa_mk_value((unsigned long)((u64)slot << 32 |
+					   hmm_mirror_entry_to_narrow(entry)));
 }
 
 static unsigned int hmm_mirror_single_slot(struct hmm_mirror_leaf *single)
 {
-	return xa_to_value(single) >> 32;
+	return (u64)xa_to_value(single) >> 32;
 }
 
 static u64 hmm_mirror_single_entry(struct hmm_mirror_leaf *single)
@@ -791,7 +795,7 @@ static void hmm_mirror_leaf_collapse(struct hmm_mirror *mirror,
 {
 	unsigned int slot = 0;
 
-	if (leaf->nr_valid != 1 || leaf->wide ||
+	if (!HMM_MIRROR_SINGLES || leaf->nr_valid != 1 || leaf->wide ||
 	    mirror->dma_mode == HMM_MIRROR_DMA_IOVA)
 		return;
 	while (!hmm_mirror_entry_valid(hmm_mirror_leaf_entry(leaf, slot)))
