@@ -243,6 +243,15 @@ static u64 hmm_mirror_single_in(struct hmm_mirror_leaf *single,
 	return s >= slot && s <= slot_end ? hmm_mirror_single_entry(single) : 0;
 }
 
+/* Entry @slot of what a table slot holds: a leaf or a single entry */
+static u64 hmm_mirror_slot_entry(struct hmm_mirror_leaf *leaf,
+				 unsigned int slot)
+{
+	if (hmm_mirror_is_single(leaf))
+		return hmm_mirror_single_in(leaf, slot, slot);
+	return hmm_mirror_leaf_entry(leaf, slot);
+}
+
 /*
  * The slots of leaf @leaf_index that hold entries [@first, @last] of the
  * table: all of them, except in the leaves at either end of the range.
@@ -1501,12 +1510,7 @@ u64 hmm_mirror_entry(struct hmm_mirror *mirror, unsigned long addr)
 		return 0;
 	index = hmm_mirror_index(mirror, addr);
 	leaf = xa_load(&mirror->leaves, index >> HMM_MIRROR_LEAF_SHIFT);
-	index &= HMM_MIRROR_LEAF_MASK;
-	if (!leaf)
-		return 0;
-	if (hmm_mirror_is_single(leaf))
-		return hmm_mirror_single_in(leaf, index, index);
-	return hmm_mirror_leaf_entry(leaf, index);
+	return leaf ? hmm_mirror_slot_entry(leaf, index & HMM_MIRROR_LEAF_MASK) : 0;
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_entry);
 
@@ -1667,21 +1671,15 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 		if (hmm_mirror_is_single(leaf)) {
-			u64 entry = hmm_mirror_single_in(leaf, slot, slot_end);
-
-			slot = hmm_mirror_single_slot(leaf);
-			if (!entry)
+			/* just its slot, if in the range */
+			if (!hmm_mirror_single_in(leaf, slot, slot_end))
 				continue;
-			ret = fn(mirror, hmm_mirror_addr(mirror, leaf_index, slot),
-				 entry, hmm_mirror_dma(mirror, NULL, slot, entry),
-				 priv);
-			if (ret)
-				return ret;
-			continue;
+			slot = hmm_mirror_single_slot(leaf);
+			slot_end = slot;
 		}
 
 		for (; slot <= slot_end; slot++) {
-			u64 entry = hmm_mirror_leaf_entry(leaf, slot);
+			u64 entry = hmm_mirror_slot_entry(leaf, slot);
 
 			if (!hmm_mirror_entry_valid(entry))
 				continue;

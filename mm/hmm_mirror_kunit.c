@@ -1194,21 +1194,32 @@ static void hmm_mirror_test_metadata_dense(struct kunit *test)
 	KUNIT_EXPECT_LE(test, bytes, pages * 8);
 }
 
+/* Fault the page at each @step from @start below @end; the number faulted */
+static unsigned long fault_each(struct kunit *test, struct test_mirror *tm,
+				unsigned long start, unsigned long end,
+				unsigned long step)
+{
+	unsigned long a, n = 0;
+
+	for (a = start; a + SZ_2M <= end; a += step, n++)
+		fault_ok(test, tm, a, PAGE_SIZE, 0);
+	return n;
+}
+
 static void hmm_mirror_test_metadata_scattered(struct kunit *test)
 {
+	size_t xa_slot_share = sizeof(struct xa_node) / XA_CHUNK_SIZE;
+	size_t xa_path = BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node);
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	unsigned long len = 256 * SZ_1M, addr, a, pages = 0;
+	unsigned long len = 256 * SZ_1M, addr, a, pages;
 	size_t bytes;
 
 	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
 	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
 
 	/* one page every 4 MiB: no leaf, each page sits in its xarray slot */
-	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += 2 * SZ_2M) {
-		fault_ok(test, tm, a, PAGE_SIZE, 0);
-		pages++;
-	}
+	pages = fault_each(test, tm, ALIGN(addr, SZ_2M), addr + len, 2 * SZ_2M);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
 	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
 	report_bytes(test, "whole-mm mirror, 1 page per 4 MiB", bytes, pages);
@@ -1218,22 +1229,15 @@ static void hmm_mirror_test_metadata_scattered(struct kunit *test)
 	 * most one level per XA_CHUNK_SHIFT bits of the index).  A leaf per
 	 * page would cost pages * 2 KiB.
 	 */
-	KUNIT_EXPECT_LE(test, bytes,
-			pages * 2 * sizeof(struct xa_node) / XA_CHUNK_SIZE +
-			BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node));
+	KUNIT_EXPECT_LE(test, bytes, pages * 2 * xa_slot_share + xa_path);
 
 	/* one page every 2 MiB: every slot of those nodes used */
-	for (a = ALIGN(addr, SZ_2M) + SZ_2M; a + SZ_2M <= addr + len;
-	     a += 2 * SZ_2M) {
-		fault_ok(test, tm, a, PAGE_SIZE, 0);
-		pages++;
-	}
+	pages += fault_each(test, tm, ALIGN(addr, SZ_2M) + SZ_2M, addr + len,
+			    2 * SZ_2M);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
 	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
 	report_bytes(test, "whole-mm mirror, 1 page per 2 MiB", bytes, pages);
-	KUNIT_EXPECT_LE(test, bytes,
-			pages * sizeof(struct xa_node) / XA_CHUNK_SIZE +
-			BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node));
+	KUNIT_EXPECT_LE(test, bytes, pages * xa_slot_share + xa_path);
 
 	/* 16 pages in each of those 2 MiB regions: a leaf each */
 	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += SZ_2M)
