@@ -775,9 +775,10 @@ static int meta_thp(struct rdma_ctx *r, struct rdma_pair *p,
 		return 1;
 	}
 	q = (char *)(((unsigned long)buf + BLOCK - 1) & ~(BLOCK - 1));
-	if (madvise(q, size, MADV_HUGEPAGE) ||
-	    madvise(q, size, MADV_POPULATE_WRITE)) {
-		report_error("meta", "MADV_HUGEPAGE");
+	/* without THP (EINVAL) the record's thp_kb says so, the table too */
+	madvise(q, size, MADV_HUGEPAGE);
+	if (madvise(q, size, MADV_POPULATE_WRITE)) {
+		report_error("meta", "populate the THP mapping");
 		return 1;
 	}
 	thp_kb = smaps_kb(q, "AnonHugePages");

@@ -364,6 +364,8 @@ def fig6(res, binary, span, pct):
                        ("implicit_write", "mirror bytes/page, implicit %s %s%% (4 KiB write faults)" % (span, pct))):
         r = [x for x in recs if x.get("kind") == kind]
         if not r:
+            res.unavailable(6, "meta_" + kind, name, "bytes/page", "<= 8",
+                            "odp_bench gave no record", [cmd])
             continue
         r = r[0]
         m = r.get("mirror") or {}
@@ -381,11 +383,14 @@ def fig6(res, binary, span, pct):
                  "touch_ms": r.get("touch_ns", 0) / 1e6},
                 fmt="%.2f")
     r = [x for x in recs if x.get("kind") == "thp"]
-    if r and "odp_mirror_bytes" in (r[0].get("mirror") or {}):
+    name = "mirror bytes per 2 MiB THP mapping, explicit 64 MiB"
+    if not r or "odp_mirror_bytes" not in (r[0].get("mirror") or {}):
+        res.unavailable(6, "meta_thp", name, "bytes/2 MiB", "<= 16",
+                        "odp_bench gave no record with mirror statistics", [cmd])
+    else:
         r = r[0]
         maps = r["size"] // (2 << 20)
         v = r["mirror"]["odp_mirror_bytes"] / maps
-        name = "mirror bytes per 2 MiB THP mapping, explicit 64 MiB"
         if r.get("thp_kb", -1) * 1024 < r["size"]:
             res.unavailable(6, "meta_thp", name, "bytes/2 MiB", "<= 16",
                             "the kernel gave %s KiB of THP for %d KiB" % (r.get("thp_kb"), r["size"] // 1024),
