@@ -314,14 +314,11 @@ static int post_big(struct rdma_pair *p, struct odp_buf *src, struct odp_buf *ds
  * such part before the forced clean-up.
  */
 #define RXE_FORCED_CLEANUP_MS	50000
-#define DEBUG_SLOWDOWN		4
+#define DEBUG_SLOWDOWN		4	/* debug_slowdown() on the debug kernel */
 
 static long teardown_bound_ms(void)
 {
-	const char *d = getenv("VM_DEBUG");
-	long ms = RXE_FORCED_CLEANUP_MS / (DEBUG_SLOWDOWN + 1);
-
-	return d && !strcmp(d, "1") ? ms * DEBUG_SLOWDOWN : ms;
+	return RXE_FORCED_CLEANUP_MS / (DEBUG_SLOWDOWN + 1) * debug_slowdown();
 }
 
 /* Poll @n completions or until @ms; returns the number seen, statuses in @st. */

@@ -157,7 +157,7 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 #define HMM_RANGE_DEFAULT_TIMEOUT_MS	1000
 /* drivers/infiniband/sw/rxe/rxe_pool.c: __rxe_cleanup()'s forced clean-up */
 #define RXE_FORCED_CLEANUP_MS	50000
-#define DEBUG_SLOWDOWN	4	/* tests/host/check's "slow" for the debug kernel */
+#define DEBUG_SLOWDOWN	4	/* debug_slowdown() on the debug kernel */
 
 #define CHILD_SECONDS	3
 #define CHILD_MAX_OPS	80
@@ -1837,7 +1837,7 @@ int main(int argc, char **argv)
 	struct fz f = { .memfd = -1 };
 	long seconds = 60, t_end;
 	unsigned long max_ops = 0;
-	bool seeded = false, debug = getenv("VM_DEBUG") && !strcmp(getenv("VM_DEBUG"), "1");
+	bool seeded = false, debug = debug_slowdown() > 1;
 	int mrs_base = -1, qps_base = -1, mrs_end = -1, qps_end = -1;
 	long calib[CALIB_CHILDREN];
 
@@ -1941,7 +1941,7 @@ int main(int argc, char **argv)
 	t_transport_ms = (QP_RETRY_CNT + 1) * (long)(4.096e-3 * (1L << QP_TIMEOUT)) + 1;
 	t_busy_ms = (RXE_ODP_BUSY_RETRIES + 1) * HMM_RANGE_DEFAULT_TIMEOUT_MS;
 	max_blocks = (REGION_LEN + TOP_LEN) / CHUNK + 2;
-	teardown_ms = RXE_FORCED_CLEANUP_MS / (DEBUG_SLOWDOWN + 1) * (debug ? DEBUG_SLOWDOWN : 1);
+	teardown_ms = RXE_FORCED_CLEANUP_MS / (DEBUG_SLOWDOWN + 1) * debug_slowdown();
 	set_bounds(t_block_ms);
 	tap(true, "WR bound %ld ms = transport %ld ms ((%d + 1) x 4.096 us x 2^%d) + busy retries %ld ms "
 	    "((%d + 1) x %d ms) + %d WRs x 2 sides x %ld blocks x %ld ms (measured 2 MiB fault); "

@@ -26,6 +26,7 @@
  *   uffd    WRs into a userfaultfd range nobody serves
  *   livelock a thread unmapping the target of RDMA WRITEs in a loop
  *   kill    SIGKILL of a process with WRs in flight into such a range
+ *   qpqueue destroying QPs with RDMA READs of 2 GiB queued at them
  *   fork    fork() of a THP mirrored by two MRs, then COW of every page
  */
 #define _GNU_SOURCE
@@ -878,6 +879,67 @@ static void case_livelock(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* qpqueue: destroy QPs while RDMA READs are queued at them */
+
+#define QQ_LEN		(256UL << 20)
+#define QQ_READS	8		/* rdma_pair_create()'s max_rd_atomic */
+#define QQ_BOUND_MS	1000
+
+/*
+ * A destroyed QP must drop the requests and responses queued at it, not
+ * serve them first: destroying the responder of QQ_READS 256 MiB READs
+ * would otherwise take as long as sending 2 GiB (past rxe's 50 s forced
+ * clean-up on the debug kernel).  One READ alone is timed for scale.
+ */
+static void case_qpqueue(void)
+{
+	struct buf src = {}, dst = {};
+	struct rdma_pair p = {};
+	int qps0 = rdma_res_count(dev, "qp"), qps1, i, st = -2;
+	long t_one = -1, t_a, t_b, t0, bound = QQ_BOUND_MS * debug_slowdown();
+	struct ibv_wc wc;
+
+	if (buf_new(&src, QQ_LEN, 0x5a) || buf_new(&dst, QQ_LEN, 0) ||
+	    rdma_pair_create(&r, &p)) {
+		tap(false, "qpqueue: buffers and QPs");
+		goto out;
+	}
+	t0 = now_ms();
+	if (!rdma_post_rw(&p, IBV_WR_RDMA_READ, dst.p, dst.mr->lkey,
+			  (uintptr_t)src.p, src.mr->rkey, QQ_LEN))
+		st = rdma_wait(&r, &wc, 6 * BOUND_MS);
+	t_one = now_ms() - t0;
+	tap(st == IBV_WC_SUCCESS, "qpqueue: one 256 MiB RDMA READ: %s in %ld ms",
+	    st_str(st), t_one);
+	memset(dst.p, 0, page);
+	for (i = 0, st = 0; i < QQ_READS && !st; i++)
+		st = rdma_post_rw(&p, IBV_WR_RDMA_READ, dst.p, dst.mr->lkey,
+				  (uintptr_t)src.p, src.mr->rkey, QQ_LEN);
+	/* the first response has arrived: the requests are at the responder */
+	for (t0 = now_ms(); !st && !dst.p[0] && now_ms() - t0 < BOUND_MS;)
+		sched_yield();
+	t0 = now_ms();
+	ibv_destroy_qp(p.a);
+	t_a = now_ms() - t0;
+	ibv_destroy_qp(p.b);
+	t_b = now_ms() - t0 - t_a;
+	p.a = p.b = NULL;
+	qps1 = rdma_res_count(dev, "qp");
+	tap(!st && dst.p[0] == 0x5a && t_a <= bound && t_b <= bound &&
+	    qps1 == qps0,
+	    "qpqueue: %d READs of 256 MiB queued: requester destroyed in %ld ms, responder in %ld ms (bound %ld ms each); QPs %d -> %d%s",
+	    QQ_READS, t_a, t_b, bound, qps0, qps1,
+	    st ? ": post failed" : !dst.p[0] ? ": no response arrived" : "");
+	/* the completions of the destroyed QP's WRs, if any, are not ours */
+	while (ibv_poll_cq(r.cq, 1, &wc) > 0)
+		;
+out:
+	rdma_pair_destroy(&p);
+	buf_free(&src);
+	buf_free(&dst);
+}
+
+/* ------------------------------------------------------------------ */
 /* kill: SIGKILL with WRs in flight */
 
 static void kill_child(int ready)
@@ -1086,6 +1148,7 @@ static const struct {
 	{ "livelock", case_livelock },
 	{ "fork", case_fork },
 	{ "kill", case_kill },
+	{ "qpqueue", case_qpqueue },
 	{ "memcg", case_memcg_charged },
 	{ "memcg", case_memcg_limit },
 };

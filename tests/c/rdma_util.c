@@ -146,6 +146,13 @@ long now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int debug_slowdown(void)
+{
+	const char *d = getenv("VM_DEBUG");
+
+	return d && !strcmp(d, "1") ? 4 : 1;
+}
+
 int rdma_wait(struct rdma_ctx *r, struct ibv_wc *wc, int timeout_ms)
 {
 	long deadline = now_ms() + timeout_ms;
