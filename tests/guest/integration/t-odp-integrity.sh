@@ -1,6 +1,14 @@
 # RDMA WRITE/READ/SEND of 1 B..16 MiB at random page offsets through cold and
 # warm ODP memory (anonymous and file-backed), pinned as control; every byte
-# checked by the CPU (tests/c/odp_integrity.c).
+# checked by the CPU (tests/c/odp_integrity.c).  The retransmissions rxe
+# counted meanwhile are printed: each duplicate READ request is served again.
 . ./lib.sh
 odp_supported || fail "rxe0 reports no ODP support"
+counters="completer_retry_err duplicate_request retry_exceeded_err"
+hw=/sys/class/infiniband/$DEV/ports/1/hw_counters
+read_counters() { for c in $counters; do cat "$hw/$c"; done; }
+before=$(read_counters)
 "$TESTS_BIN/odp_integrity" "$DEV" || fail "data mismatch or error (see the TAP lines above)"
+after=$(read_counters)
+paste <(echo "$counters" | tr ' ' '\n') <(echo "$before") <(echo "$after") |
+	while read -r name b a; do echo "rxe counter $name: $b -> $a"; done
