@@ -895,7 +895,7 @@ static void case_qpqueue(void)
 {
 	struct buf src = {}, dst = {};
 	struct rdma_pair p = {};
-	int qps0 = rdma_res_count(dev, "qp"), qps1, i, st = -2;
+	int qps0 = rdma_res_count(dev, "qp"), qps1, i, st = -2, err_a, err_b;
 	long t_one = -1, t_a, t_b, t0, bound = QQ_BOUND_MS * debug_slowdown();
 	struct ibv_wc wc;
 
@@ -919,16 +919,19 @@ static void case_qpqueue(void)
 	for (t0 = now_ms(); !st && !dst.p[0] && now_ms() - t0 < BOUND_MS;)
 		sched_yield();
 	t0 = now_ms();
-	ibv_destroy_qp(p.a);
+	err_a = ibv_destroy_qp(p.a);
 	t_a = now_ms() - t0;
-	ibv_destroy_qp(p.b);
+	err_b = ibv_destroy_qp(p.b);
 	t_b = now_ms() - t0 - t_a;
 	p.a = p.b = NULL;
 	qps1 = rdma_res_count(dev, "qp");
-	tap(!st && dst.p[0] == 0x5a && t_a <= bound && t_b <= bound &&
+	/* below the bound, and below what serving one of the READs takes */
+	tap(!st && dst.p[0] == 0x5a && !err_a && !err_b &&
+	    t_a <= bound && t_b <= bound && t_a < t_one && t_b < t_one &&
 	    qps1 == qps0,
-	    "qpqueue: %d READs of 256 MiB queued: requester destroyed in %ld ms, responder in %ld ms (bound %ld ms each); QPs %d -> %d%s",
-	    QQ_READS, t_a, t_b, bound, qps0, qps1,
+	    "qpqueue: %d READs of 256 MiB queued: requester destroyed in %ld ms (%s), responder in %ld ms (%s), bound %ld ms each and below one READ's %ld ms; QPs %d -> %d%s",
+	    QQ_READS, t_a, err_a ? strerror(err_a) : "ok", t_b,
+	    err_b ? strerror(err_b) : "ok", bound, t_one, qps0, qps1,
 	    st ? ": post failed" : !dst.p[0] ? ": no response arrived" : "");
 	/* the completions of the destroyed QP's WRs, if any, are not ours */
 	while (ibv_poll_cq(r.cq, 1, &wc) > 0)
