@@ -881,15 +881,16 @@ static void case_livelock(void)
 /* ------------------------------------------------------------------ */
 /* qpqueue: destroy QPs while RDMA READs are queued at them */
 
-#define QQ_LEN		(256UL << 20)
+#define QQ_LEN		(256UL << 20)	/* divided by debug_slowdown() */
 #define QQ_READS	8		/* rdma_pair_create()'s max_rd_atomic */
-#define QQ_BOUND_MS	1000
+#define QQ_BOUND_MS	1000		/* multiplied by debug_slowdown() */
 
 /*
  * A destroyed QP must drop the requests and responses queued at it, not
  * serve them first: destroying the responder of QQ_READS 256 MiB READs
- * would otherwise take as long as sending 2 GiB (past rxe's 50 s forced
- * clean-up on the debug kernel).  One READ alone is timed for scale.
+ * would otherwise take as long as sending 2 GiB (4.5 s here before the
+ * fix; on the debug kernel the READs are 64 MiB, since one of 256 MiB took
+ * over a minute there).  One READ alone is timed for scale.
  */
 static void case_qpqueue(void)
 {
@@ -897,26 +898,28 @@ static void case_qpqueue(void)
 	struct rdma_pair p = {};
 	int qps0 = rdma_res_count(dev, "qp"), qps1, i, st = -2, err_a, err_b;
 	long t_one = -1, t_a, t_b, t0, bound = QQ_BOUND_MS * debug_slowdown();
+	long wait = BOUND_MS * debug_slowdown();
+	size_t len = QQ_LEN / debug_slowdown();
 	struct ibv_wc wc;
 
-	if (buf_new(&src, QQ_LEN, 0x5a) || buf_new(&dst, QQ_LEN, 0) ||
+	if (buf_new(&src, len, 0x5a) || buf_new(&dst, len, 0) ||
 	    rdma_pair_create(&r, &p)) {
 		tap(false, "qpqueue: buffers and QPs");
 		goto out;
 	}
 	t0 = now_ms();
 	if (!rdma_post_rw(&p, IBV_WR_RDMA_READ, dst.p, dst.mr->lkey,
-			  (uintptr_t)src.p, src.mr->rkey, QQ_LEN))
-		st = rdma_wait(&r, &wc, 6 * BOUND_MS);
+			  (uintptr_t)src.p, src.mr->rkey, len))
+		st = rdma_wait(&r, &wc, 6 * wait);
 	t_one = now_ms() - t0;
-	tap(st == IBV_WC_SUCCESS, "qpqueue: one 256 MiB RDMA READ: %s in %ld ms",
-	    st_str(st), t_one);
+	tap(st == IBV_WC_SUCCESS, "qpqueue: one %zu MiB RDMA READ: %s in %ld ms",
+	    len >> 20, st_str(st), t_one);
 	memset(dst.p, 0, page);
 	for (i = 0, st = 0; i < QQ_READS && !st; i++)
 		st = rdma_post_rw(&p, IBV_WR_RDMA_READ, dst.p, dst.mr->lkey,
-				  (uintptr_t)src.p, src.mr->rkey, QQ_LEN);
+				  (uintptr_t)src.p, src.mr->rkey, len);
 	/* the first response has arrived: the requests are at the responder */
-	for (t0 = now_ms(); !st && !dst.p[0] && now_ms() - t0 < BOUND_MS;)
+	for (t0 = now_ms(); !st && !dst.p[0] && now_ms() - t0 < wait;)
 		sched_yield();
 	t0 = now_ms();
 	err_a = ibv_destroy_qp(p.a);
@@ -929,8 +932,8 @@ static void case_qpqueue(void)
 	tap(!st && dst.p[0] == 0x5a && !err_a && !err_b &&
 	    t_a <= bound && t_b <= bound && t_a < t_one && t_b < t_one &&
 	    qps1 == qps0,
-	    "qpqueue: %d READs of 256 MiB queued: requester destroyed in %ld ms (%s), responder in %ld ms (%s), bound %ld ms each and below one READ's %ld ms; QPs %d -> %d%s",
-	    QQ_READS, t_a, err_a ? strerror(err_a) : "ok", t_b,
+	    "qpqueue: %d READs of %zu MiB queued: requester destroyed in %ld ms (%s), responder in %ld ms (%s), bound %ld ms each and below one READ's %ld ms; QPs %d -> %d%s",
+	    QQ_READS, len >> 20, t_a, err_a ? strerror(err_a) : "ok", t_b,
 	    err_b ? strerror(err_b) : "ok", bound, t_one, qps0, qps1,
 	    st ? ": post failed" : !dst.p[0] ? ": no response arrived" : "");
 	/* the completions of the destroyed QP's WRs, if any, are not ours */
