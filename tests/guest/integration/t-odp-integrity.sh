@@ -4,11 +4,9 @@
 # counted meanwhile are printed: each duplicate READ request is served again.
 . ./lib.sh
 odp_supported || fail "rxe0 reports no ODP support"
-counters="completer_retry_err duplicate_request retry_exceeded_err"
 hw=/sys/class/infiniband/$DEV/ports/1/hw_counters
-read_counters() { for c in $counters; do cat "$hw/$c"; done; }
-before=$(read_counters)
+counters="completer_retry_err duplicate_request retry_exceeded_err"
+declare -A before
+for c in $counters; do before[$c]=$(cat "$hw/$c"); done
 "$TESTS_BIN/odp_integrity" "$DEV" || fail "data mismatch or error (see the TAP lines above)"
-after=$(read_counters)
-paste <(echo "$counters" | tr ' ' '\n') <(echo "$before") <(echo "$after") |
-	while read -r name b a; do echo "rxe counter $name: $b -> $a"; done
+for c in $counters; do echo "rxe counter $c: ${before[$c]} -> $(cat "$hw/$c")"; done
