@@ -314,7 +314,6 @@ static int post_big(struct rdma_pair *p, struct odp_buf *src, struct odp_buf *ds
  * such part before the forced clean-up.
  */
 #define RXE_FORCED_CLEANUP_MS	50000
-#define DEBUG_SLOWDOWN		4	/* debug_slowdown() on the debug kernel */
 
 static long teardown_bound_ms(void)
 {

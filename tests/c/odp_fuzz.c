@@ -157,7 +157,6 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 #define HMM_RANGE_DEFAULT_TIMEOUT_MS	1000
 /* drivers/infiniband/sw/rxe/rxe_pool.c: __rxe_cleanup()'s forced clean-up */
 #define RXE_FORCED_CLEANUP_MS	50000
-#define DEBUG_SLOWDOWN	4	/* debug_slowdown() on the debug kernel */
 
 #define CHILD_SECONDS	3
 #define CHILD_MAX_OPS	80

@@ -150,7 +150,7 @@ int debug_slowdown(void)
 {
 	const char *d = getenv("VM_DEBUG");
 
-	return d && !strcmp(d, "1") ? 4 : 1;
+	return d && !strcmp(d, "1") ? DEBUG_SLOWDOWN : 1;
 }
 
 int rdma_wait(struct rdma_ctx *r, struct ibv_wc *wc, int timeout_ms)

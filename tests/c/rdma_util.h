@@ -46,9 +46,11 @@ int rdma_complete(struct rdma_ctx *r, int nwc);
 int rdma_odp_caps(struct rdma_ctx *r, uint32_t *general, uint32_t *rc);
 /* CLOCK_MONOTONIC in milliseconds */
 long now_ms(void);
+/* The factor tests/host/check gives the debug kernel's time limits */
+#define DEBUG_SLOWDOWN	4
 /*
- * How many times slower the kernel under test runs: 4 for the debug kernel
- * (VM_DEBUG=1, the factor tests/host/check gives its time limits), else 1.
+ * How many times slower the kernel under test runs: DEBUG_SLOWDOWN for the
+ * debug kernel (VM_DEBUG=1), else 1.
  */
 int debug_slowdown(void);
 /* The kB of @key ("Anonymous", ...) of the smaps entry that starts at @addr */
