@@ -52,10 +52,12 @@ mpi() {
 	mpirun -np "$np" -H "$hosts" --mca pml ucx "${x[@]}" "$@"
 }
 
-# odp_faults NODE: the device-wide ODP fault counter of NODE's rxe0.
-odp_faults() {
-	on "$1" rdma statistic show link "$DEV/1" | tr ' ' '\n' | awk '$1 == "odp_faults" { getline; print; f = 1 } END { if (!f) print "none" }'
+# rxe_counter NODE NAME: the device-wide hardware counter NAME of NODE's rxe0
+# ("none" if the device has no such counter).
+rxe_counter() {
+	on "$1" rdma statistic show link "$DEV/1" | tr ' ' '\n' | awk -v n="$2" '$1 == n { getline; print; f = 1 } END { if (!f) print "none" }'
 }
+odp_faults() { rxe_counter "$1" odp_faults; }
 
 # wait_port NODE PORT: wait (at most 20 s) until something listens on TCP PORT
 # of NODE (node1 is this node: no ssh round trip per look).
