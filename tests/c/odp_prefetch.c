@@ -18,7 +18,7 @@
  *     many pages; munmap() of one VMA is one change;
  *   - the device-wide counters are the sums over the MRs, destroyed included.
  * Usage: odp_prefetch [DEV [SCRIPT]]: SCRIPT is one of errors, explicit,
- * implicit, async, async-dereg, async-exit (default: all).  Prints TAP.
+ * implicit, blocks, async, async-dereg, async-exit (default: all).  Prints TAP.
  */
 #define _GNU_SOURCE
 #include "rdma_util.h"
@@ -483,6 +483,65 @@ static void implicit_script(struct rdma_ctx *r, struct rdma_pair *p)
 	expect_dev(&base, total, "implicit: after dereg");
 }
 
+/*
+ * A message into fresh ODP memory faults in writable what it writes a block
+ * at a time, not a page per packet: an RDMA WRITE (responder) and an RDMA
+ * READ response (completer) of 4 MiB - 2 pages into an explicit MR, from 16
+ * bytes into its second page, so that one packet straddles the 2 MiB
+ * boundary.  Three faults: the first block's part, the straddling packet's
+ * own first page in the second block, the rest of the second block; exactly
+ * the 2 x CHUNK / PAGE - 1 pages the message writes.
+ */
+static void blocks_case(struct rdma_ctx *r, struct rdma_pair *p,
+			enum ibv_wr_opcode op, const char *name)
+{
+	const size_t len = 2 * CHUNK, off = PAGE + 16, mlen = len - 2 * PAGE;
+	const long long pages = 2 * (CHUNK / PAGE) - 1;
+	unsigned char *b = map_aligned(len), *src = malloc(mlen);
+	struct ibv_mr *mr = NULL, *smr = NULL;
+	char what[128];
+	size_t i, bad = 0;
+	int st = -1;
+
+	if (!b || !src)
+		goto out;
+	memset(src, 0x5a, mlen);
+	mr = ibv_reg_mr(r->pd, b, len, mr_access);
+	smr = ibv_reg_mr(r->pd, src, mlen, IBV_ACCESS_LOCAL_WRITE |
+			 IBV_ACCESS_REMOTE_READ);
+	if (!mr || !smr)
+		goto out;
+	if (op == IBV_WR_RDMA_WRITE)
+		st = rdma_post_rw(p, op, src, smr->lkey, (uintptr_t)(b + off),
+				  mr->rkey, mlen);
+	else
+		st = rdma_post_rw(p, op, b + off, mr->lkey, (uintptr_t)src,
+				  smr->rkey, mlen);
+	if (!st)
+		st = rdma_complete(r, 1);
+	snprintf(what, sizeof(what),
+		 "blocks: %s of 4 MiB - 2 pages across a 2 MiB boundary is 3 faults of %lld pages",
+		 name, pages);
+	expect_mr(mr, what, 3, pages, 0, 0, 0, 0, pages);
+	for (i = 0; i < len; i++)
+		bad += b[i] != (i >= off && i < off + mlen ? 0x5a : 0);
+	tap(st == 0 && !bad, "blocks: %s status %d, %zu wrong bytes", name, st, bad);
+	ibv_dereg_mr(mr);
+	ibv_dereg_mr(smr);
+	munmap(b, len);
+	free(src);
+	return;
+out:
+	tap(0, "blocks: %s: setup failed: %s", name, strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+	if (smr)
+		ibv_dereg_mr(smr);
+	if (b)
+		munmap(b, len);
+	free(src);
+}
+
 /* Asynchronous prefetch: done by a work item, counted the same way. */
 static void async_script(struct rdma_ctx *r)
 {
@@ -699,6 +758,8 @@ int main(int argc, char **argv)
 	RUN("errors", errors_script(&r));
 	RUN("explicit", explicit_script(&r, &p));
 	RUN("implicit", implicit_script(&r, &p));
+	RUN("blocks", blocks_case(&r, &p, IBV_WR_RDMA_WRITE, "RDMA WRITE"));
+	RUN("blocks", blocks_case(&r, &p, IBV_WR_RDMA_READ, "RDMA READ"));
 	RUN("async", async_script(&r));
 	RUN("async-dereg", async_dereg_script(&r));
 	RUN("async-exit", async_exit_script());

@@ -17,8 +17,9 @@
  * ib_umem_odp_map_and_lock()), fills the MTT from the mirror entries under
  * the mirror lock, and the access retries.  A read fault maps a whole
  * RXE_ODP_FAULT_SIZE block around the access, read-only; a write fault maps
- * writable only the pages the access writes (for an RDMA WRITE, the rest of
- * the message up to the end of the block: rxe_odp_prepare_write()), so that
+ * writable only the pages the access writes (for an RDMA WRITE or an RDMA
+ * READ response, the rest of the message up to the end of the block:
+ * rxe_odp_prepare_write()), so that
  * a 1-byte write neither allocates file blocks nor dirties pages it does not
  * touch.
  *
@@ -741,13 +742,15 @@ int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
  *
  * A write fault maps only the pages of the copy at hand, one packet, so a
  * message larger than a packet would fault page by page.  The responder
- * knows the whole length of an RDMA WRITE: when the page at @iova is not
- * mapped writable, fault in writable the pages the message writes, up to
- * the end of the RXE_ODP_FAULT_SIZE block around @iova, in one fault.
- * Nothing beyond the message is touched.  Errors are left to the copy,
- * which faults again for exactly what it needs and reports them.
+ * knows the whole length of an RDMA WRITE, and the completer the whole
+ * length of an RDMA READ (its WQE's scatter list, filled exactly by the
+ * response): unless the first and the last of them are mapped writable
+ * already, fault in writable the pages the message writes, up to the end
+ * of the RXE_ODP_FAULT_SIZE block around @iova, in one fault.  Nothing beyond the
+ * message is touched.  Errors are left to the copy, which faults again for
+ * exactly what it needs and reports them.
  *
- * Context: process context (rxe responder task); may sleep.
+ * Context: process context (rxe responder or completer task); may sleep.
  */
 void rxe_odp_prepare_write(struct rxe_mr *mr, u64 iova, u64 length)
 {
@@ -758,12 +761,16 @@ void rxe_odp_prepare_write(struct rxe_mr *mr, u64 iova, u64 length)
 	if (!length || va < ib_umem_start(umem_odp) ||
 	    va >= ib_umem_end(umem_odp))
 		return;
-	if (rxe_odp_writable(mr, va))
-		return;
 
 	block_end = min(ALIGN_DOWN(va, RXE_ODP_FAULT_SIZE) + RXE_ODP_FAULT_SIZE,
 			ib_umem_end(umem_odp));
 	length = min_t(u64, length, block_end - va);
+	/*
+	 * The last page too: a packet that straddled the start of this block
+	 * made only the first page writable (its own copy's write fault).
+	 */
+	if (rxe_odp_writable(mr, va) && rxe_odp_writable(mr, va + length - 1))
+		return;
 	err = rxe_odp_map(mr, ALIGN_DOWN(va, PAGE_SIZE), PAGE_ALIGN(va + length),
 			  ODP_READ_ALLOWED_BIT | ODP_WRITE_ALLOWED_BIT, true,
 			  &npages);
