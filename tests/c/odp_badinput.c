@@ -303,23 +303,6 @@ static int post_big(struct rdma_pair *p, struct odp_buf *src, struct odp_buf *ds
 	return i;
 }
 
-/*
- * Bound on ibv_dereg_mr() and ibv_destroy_qp() while faults are in flight.
- * rxe's __rxe_cleanup() (rxe_pool.c) waits for the last reference at most
- * RXE_FORCED_CLEANUP_MS, then WARNs and frees the object anyway: a bound at
- * or above that time-out lets the forced (use-after-free) path pass as a
- * success.  The debug kernel runs DEBUG_SLOWDOWN times slower (tests/host/check's
- * "slow") and the bound is scaled by it there, so the normal bound is the
- * time-out split into DEBUG_SLOWDOWN + 1 parts: scaled, it still ends one
- * such part before the forced clean-up.
- */
-#define RXE_FORCED_CLEANUP_MS	50000
-
-static long teardown_bound_ms(void)
-{
-	return RXE_FORCED_CLEANUP_MS / (DEBUG_SLOWDOWN + 1) * debug_slowdown();
-}
-
 /* Poll @n completions or until @ms; returns the number seen, statuses in @st. */
 static int poll_n(struct rdma_ctx *c, int n, int ms, int *worst)
 {

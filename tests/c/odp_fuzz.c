@@ -75,15 +75,18 @@
  *   after the fuzzer stops to drain (nothing changes the memory meanwhile):
  *     T_transport = (retry_cnt + 1) * 4.096 us * 2^timeout (rnr_retry = 0:
  *                   an RNR NAK fails at once), the requester's retries;
- *     T_busy      = (RXE_ODP_BUSY_RETRIES + 1) * HMM_RANGE_DEFAULT_TIMEOUT,
- *                   one fault that raced with an invalidation just before;
+ *     T_busy      = RXE_ODP_BUSY_TIMEOUT + 3 * HMM_RANGE_DEFAULT_TIMEOUT,
+ *                   one fault that raced with invalidations: rxe_odp_fault()
+ *                   tries the block, then the pages, then retries the pages
+ *                   until RXE_ODP_BUSY_TIMEOUT has passed, and each attempt
+ *                   gives up after HMM_RANGE_DEFAULT_TIMEOUT;
  *     T_block     = the measured time of a synchronous PREFETCH_WRITE of a
  *                   fresh 2 MiB chunk (the block one device fault maps), the
  *                   slowest of three;
  *     MAX_BLOCKS  = 2 MiB blocks of all the memory a WR can find mapped
  *                   (region + top pages), faulted on each side.
  *   Child bound: CHILD_SECONDS of operations + WR bound + teardown bound
- *     (rxe's 50 s forced clean-up / (DEBUG_SLOWDOWN + 1), as odp_badinput).
+ *     (teardown_bound_ms(), rdma_util.c: below rxe's 50 s forced clean-up).
  *   Slab tolerance: before the run, CALIB_CHILDREN children do a minimal
  *     ODP round (context, pair, MR, one WRITE, clean teardown) and exit; the
  *     largest |Slab after - Slab before| of them (after dropping caches and
@@ -153,10 +156,8 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 #define QP_RETRY_CNT	7
 #define QP_RNR_RETRY	0
 /* drivers/infiniband/sw/rxe/rxe_odp.c, include/linux/hmm.h */
-#define RXE_ODP_BUSY_RETRIES	10
+#define RXE_ODP_BUSY_TIMEOUT_MS	3000
 #define HMM_RANGE_DEFAULT_TIMEOUT_MS	1000
-/* drivers/infiniband/sw/rxe/rxe_pool.c: __rxe_cleanup()'s forced clean-up */
-#define RXE_FORCED_CLEANUP_MS	50000
 
 #define CHILD_SECONDS	3
 #define CHILD_MAX_OPS	80
@@ -1938,14 +1939,14 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	t_transport_ms = (QP_RETRY_CNT + 1) * (long)(4.096e-3 * (1L << QP_TIMEOUT)) + 1;
-	t_busy_ms = (RXE_ODP_BUSY_RETRIES + 1) * HMM_RANGE_DEFAULT_TIMEOUT_MS;
+	t_busy_ms = RXE_ODP_BUSY_TIMEOUT_MS + 3 * HMM_RANGE_DEFAULT_TIMEOUT_MS;
 	max_blocks = (REGION_LEN + TOP_LEN) / CHUNK + 2;
-	teardown_ms = RXE_FORCED_CLEANUP_MS / (DEBUG_SLOWDOWN + 1) * debug_slowdown();
+	teardown_ms = teardown_bound_ms();
 	set_bounds(t_block_ms);
 	tap(true, "WR bound %ld ms = transport %ld ms ((%d + 1) x 4.096 us x 2^%d) + busy retries %ld ms "
-	    "((%d + 1) x %d ms) + %d WRs x 2 sides x %ld blocks x %ld ms (measured 2 MiB fault); "
+	    "(%d + 3 x %d ms) + %d WRs x 2 sides x %ld blocks x %ld ms (measured 2 MiB fault); "
 	    "child bound %ld ms = %d s of ops + WR bound + teardown %ld ms",
-	    wr_bound_ms, t_transport_ms, QP_RETRY_CNT, QP_TIMEOUT, t_busy_ms, RXE_ODP_BUSY_RETRIES,
+	    wr_bound_ms, t_transport_ms, QP_RETRY_CNT, QP_TIMEOUT, t_busy_ms, RXE_ODP_BUSY_TIMEOUT_MS,
 	    HMM_RANGE_DEFAULT_TIMEOUT_MS, SQ_DEPTH, max_blocks, t_block_ms, child_bound_ms,
 	    CHILD_SECONDS, teardown_ms);
 

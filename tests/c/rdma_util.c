@@ -148,9 +148,23 @@ long now_ms(void)
 
 int debug_slowdown(void)
 {
-	const char *d = getenv("VM_DEBUG");
+	const char *s = getenv("VM_SLOWDOWN");
+	int n = s ? atoi(s) : 1;
 
-	return d && !strcmp(d, "1") ? DEBUG_SLOWDOWN : 1;
+	return n > 1 ? n : 1;
+}
+
+/*
+ * rxe's __rxe_cleanup() waits for the last reference to an object at most
+ * RXE_FORCED_CLEANUP_MS, then WARNs and frees it anyway: a bound at or above
+ * that time-out would let the forced (use-after-free) path pass as a
+ * success, so the bound stops a fifth of the time-out short of it.
+ */
+long teardown_bound_ms(void)
+{
+	long bound = 10000L * debug_slowdown();
+
+	return bound < RXE_FORCED_CLEANUP_MS * 4 / 5 ? bound : RXE_FORCED_CLEANUP_MS * 4 / 5;
 }
 
 int rdma_wait(struct rdma_ctx *r, struct ibv_wc *wc, int timeout_ms)

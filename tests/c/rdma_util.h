@@ -46,13 +46,20 @@ int rdma_complete(struct rdma_ctx *r, int nwc);
 int rdma_odp_caps(struct rdma_ctx *r, uint32_t *general, uint32_t *rc);
 /* CLOCK_MONOTONIC in milliseconds */
 long now_ms(void);
-/* The factor tests/host/check gives the debug kernel's time limits */
-#define DEBUG_SLOWDOWN	4
 /*
- * How many times slower the kernel under test runs: DEBUG_SLOWDOWN for the
- * debug kernel (VM_DEBUG=1), else 1.
+ * How many times slower the kernel under test runs than the normal one, the
+ * factor time limits are scaled by: VM_SLOWDOWN, which tests/host/vm-run
+ * sets (tests/host/lib/slowdown.sh), else 1.
  */
 int debug_slowdown(void);
+/*
+ * Bound on ibv_dereg_mr() and ibv_destroy_qp() while faults are in flight,
+ * in ms: 10 s scaled by debug_slowdown(), and always below rxe's forced
+ * clean-up time-out RXE_FORCED_CLEANUP_MS.
+ */
+long teardown_bound_ms(void);
+/* drivers/infiniband/sw/rxe/rxe_pool.c: __rxe_cleanup()'s forced clean-up */
+#define RXE_FORCED_CLEANUP_MS	50000
 /* The kB of @key ("Anonymous", ...) of the smaps entry that starts at @addr */
 long smaps_kb(void *addr, const char *key);
 /* Resources of @dev that "rdma res show @what" (mr, qp, ...) lists; -1 on error */

@@ -11,12 +11,10 @@ PY=/usr/bin/python3
 . "$top/tests/guest/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# Time limits below are for the normal kernel.  The debug kernel (KASAN,
-# lockdep) under emulation does the same work about 4 times slower, the
-# factor debug_slowdown() in tests/c/rdma_util.c applies (ibv_rc_pingpong
-# across the nodes: 14-17 s normal, 94-101 s debug on 2026-12-03).
-SLOW=1
-[ "${VM_DEBUG:-}" = 1 ] && SLOW=4
+# Time limits below are for the normal kernel; they are multiplied by SLOW,
+# the factor tests/host/vm-run gives the kernel under test (VM_SLOWDOWN:
+# tests/host/lib/slowdown.sh for the debug kernel, else 1).
+SLOW=${VM_SLOWDOWN:-1}
 
 # The UCX settings MPI jobs on rxe need (README: "MPI over UCX on soft-RoCE").
 # shellcheck source=tests/guest/cluster/ucx.env

@@ -12,9 +12,9 @@
 . ./lib.sh
 odp_supported || fail "rxe0 reports no ODP support"
 secs=${ODP_FUZZ_SECONDS:-60}
-# the debug kernel is several times slower (tests/host/check's slow = 4): run
+# the debug kernel is several times slower (VM_SLOWDOWN, from tests/host/vm-run): run
 # as many times longer for about the same number of operations
-[ "${VM_DEBUG:-0}" = 1 ] && secs=$((secs * 4))
+secs=$((secs * ${VM_SLOWDOWN:-1}))
 if [ -z "${ODP_FUZZ_EXCLUDE+set}" ]; then
 	ODP_FUZZ_EXCLUDE=$(awk -F'\t' '!/^#/ && NF { printf "--no-%s ", $1 }' ../../odp-fuzz-exclude)
 	awk -F'\t' '!/^#/ && NF { print "excluded " $1 ": " $2 }' ../../odp-fuzz-exclude
