@@ -17,11 +17,10 @@
  * ib_umem_odp_map_and_lock()), fills the MTT from the mirror entries under
  * the mirror lock, and the access retries.  A read fault maps a whole
  * RXE_ODP_FAULT_SIZE block around the access, read-only; a write fault maps
- * writable only the pages the access writes (for an RDMA WRITE or an RDMA
- * READ response, the rest of the message up to the end of the block:
- * rxe_odp_prepare_write()), so that
- * a 1-byte write neither allocates file blocks nor dirties pages it does not
- * touch.
+ * writable only the pages the access writes (for an RDMA WRITE, the rest
+ * of the message, and for an RDMA READ response the rest of the SGE, up to
+ * the end of the block: rxe_odp_prepare_write()), so that a 1-byte write
+ * neither allocates file blocks nor dirties pages it does not touch.
  *
  * All of this runs in rxe's QP tasks, which are work items: faults may
  * sleep.  Packets arriving in softirq context are only queued to the QP's
@@ -742,13 +741,14 @@ int rxe_odp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
  *
  * A write fault maps only the pages of the copy at hand, one packet, so a
  * message larger than a packet would fault page by page.  The responder
- * knows the whole length of an RDMA WRITE, and the completer the whole
- * length of an RDMA READ (its WQE's scatter list, filled exactly by the
- * response): unless the first and the last of them are mapped writable
- * already, fault in writable the pages the message writes, up to the end
- * of the RXE_ODP_FAULT_SIZE block around @iova, in one fault.  Nothing beyond the
- * message is touched.  Errors are left to the copy, which faults again for
- * exactly what it needs and reports them.
+ * knows the whole length of an RDMA WRITE, and the completer how much of
+ * an SGE an RDMA READ response is to fill: take the range from @iova to the
+ * end of the message or of the RXE_ODP_FAULT_SIZE block around @iova,
+ * whichever comes first, and unless its first and last pages are mapped
+ * writable already, fault it in writable in one fault.  Nothing beyond the
+ * message is touched; a message cut short by an error may leave pages of
+ * the range writable that it did not write.  Errors are left to the copy,
+ * which faults again for exactly what it needs and reports them.
  *
  * Context: process context (rxe responder or completer task); may sleep.
  */
