@@ -146,7 +146,14 @@ def cmd_parse(fmt, suite, log, status, results, expected=None):
     failed = any(r[2] == 'fail' for r in rows)
     expected_failed = any(r[3].startswith('expected failure: ') for r in rows)
     if status in vm_reasons:
-        rows.append((suite, '[vm]', 'fail', vm_reasons[status]))
+        why = vm_reasons[status]
+        # vm-run's one-line digest of the kernel report, so that the
+        # summary (all that CI keeps) says what the kernel reported
+        report = [l.strip()[len('vm-run: first report: '):] for l in lines
+                  if l.startswith('vm-run: first report: ')]
+        if status == 125 and report:
+            why += ': ' + report[0][:300]
+        rows.append((suite, '[vm]', 'fail', why))
     elif not cases:
         rows.append((suite, '[results]', 'fail', 'no test results found (exit status %d)' % status))
     elif status != 0 and not failed and not (status == FAILED_STATUS and expected_failed):
