@@ -4,7 +4,8 @@
 #   runner=check; . "$(dirname "$0")/lib/common.sh"
 # Sets top, debug (and exports DEBUG), build, obj (the kernel's build
 # directory), slow (time limits are multiplied by it: debug_slowdown of
-# tests/host/lib/slowdown.sh on the debug kernel, else 1), vmrun, parse, out (BUILD_DIR/runner) and results (out/results.tsv).
+# tests/host/lib/slowdown.sh on the debug kernel, else 1), vmrun, parse,
+# out (BUILD_DIR/runner) and results (out/results.tsv).
 # shellcheck shell=bash disable=SC2034
 : "${runner:?common.sh: set runner (check or stress) before sourcing it}"
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -15,8 +16,7 @@ build=${BUILD_DIR:-$top/build}
 if [ "$debug" = 1 ]; then obj=$build/obj-debug; else obj=$build/obj; fi
 # shellcheck source=tests/host/lib/slowdown.sh
 . "$top/tests/host/lib/slowdown.sh"
-slow=1
-[ "$debug" = 1 ] && slow=$debug_slowdown
+slow=$(slowdown_for "$debug")
 vmrun=$top/tests/host/vm-run
 parse="python3 $top/tests/host/lib/results.py parse"
 out=$build/$runner

@@ -6,5 +6,10 @@
 # tests/host/lib/common.sh) and, through VM_SLOWDOWN that tests/host/vm-run
 # exports to the guest, the guest scripts' (SLOW) and the C tests'
 # (debug_slowdown(), tests/c/rdma_util.c).
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash
 debug_slowdown=4
+
+# slowdown_for DEBUG: the factor for a kernel built with DEBUG (0 or 1)
+slowdown_for() {
+	if [ "$1" = 1 ]; then echo "$debug_slowdown"; else echo 1; fi
+}
