@@ -288,7 +288,8 @@ static void logop(struct fz *f, const char *fmt, ...)
 /*
  * The kernel log gets the seed and progress marks: when the kernel panics,
  * the console tail that vm-run prints is all that is left (the test's own
- * output may still sit in a pipe).
+ * output may still sit in a pipe).  They are vm-run marks, so that vm-run's
+ * one-line digest of a kernel report names the seed and op to replay.
  */
 static void kmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void kmsg(const char *fmt, ...)
@@ -1615,7 +1616,7 @@ static long child_round(struct fz *f, uint64_t cseed, bool calib, bool replay, c
 	logop(f, "fork: child %d seed %#" PRIx64 "%s", pid, cseed,
 	      calib ? " (calibration)" : replay ? " (replay)" : "");
 	if (!calib)
-		kmsg("odp_fuzz: seed %" PRIu64 " op %lu: child %d\n", seed, f->op, pid);
+		kmsg("vm-run-mark: odp_fuzz seed %" PRIu64 " op %lu: child %d\n", seed, f->op, pid);
 	t0 = now_ms();
 	while (waitpid(pid, &status, WNOHANG) == 0) {
 		if (now_ms() - t0 > child_bound_ms &&
@@ -1698,7 +1699,7 @@ static void run_ops(struct fz *f, long deadline, unsigned long max_ops)
 		if (!f->child)
 			cls_ops[c]++;
 		if (!f->child && !(f->op % 256))
-			kmsg("odp_fuzz: seed %" PRIu64 " at op %lu\n", seed, f->op);
+			kmsg("vm-run-mark: odp_fuzz seed %" PRIu64 " at op %lu\n", seed, f->op);
 		switch (c) {
 		case C_REG: op_reg(f); break;
 		case C_REG_IMPLICIT: op_reg_implicit(f); break;
@@ -1893,7 +1894,7 @@ int main(int argc, char **argv)
 		seed %= 1000000000000ULL;
 	}
 	f.rng = splitmix(seed);
-	kmsg("odp_fuzz: seed %" PRIu64 " (replay: odp_fuzz --seed %" PRIu64 ")\n", seed, seed);
+	kmsg("vm-run-mark: odp_fuzz seed %" PRIu64 " (replay: odp_fuzz --seed %" PRIu64 ")\n", seed, seed);
 	printf("# odp_fuzz: seed %" PRIu64 " (replay: --seed %" PRIu64 "), %ld s%s, device %s%s\n",
 	       seed, seed, seconds, max_ops ? " or --ops limit" : "", dev_name,
 	       debug ? ", debug kernel" : "");

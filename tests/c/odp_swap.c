@@ -73,6 +73,7 @@ static unsigned long check(const unsigned char *p, unsigned long off,
 
 static struct rdma_ctx r;
 static struct rdma_pair p;
+
 /*
  * One RDMA operation to completion.  Nothing is retried: under this memory
  * pressure rxe used to fail work requests when a GFP_ATOMIC packet

@@ -149,8 +149,9 @@ def cmd_parse(fmt, suite, log, status, results, expected=None):
         why = vm_reasons[status]
         # vm-run's one-line digest of the kernel report, so that the
         # summary (all that CI keeps) says what the kernel reported
-        report = [l.strip()[len('vm-run: first report: '):] for l in lines
-                  if l.startswith('vm-run: first report: ')]
+        # (a cluster node's lines come prefixed with 'nodeN: ')
+        tag = 'vm-run: first report: '
+        report = [l.strip().replace(tag, '', 1) for l in lines if tag in l]
         if status == 125 and report:
             why += ': ' + report[0][:300]
         rows.append((suite, '[vm]', 'fail', why))
