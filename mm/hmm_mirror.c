@@ -2,9 +2,11 @@
 /*
  * HMM mirror: a device's view of a range of a process address space.
  *
- * The mirror page table is sparse: an xarray of leaves, each leaf one array
- * of HMM_MIRROR_LEAF_ENTRIES 64-bit entries, so its memory follows the pages
- * actually mirrored rather than the size of the range.  Entries are filled by
+ * The mirror page table is sparse: an xarray of leaves, each leaf the
+ * entries of HMM_MIRROR_LEAF_ENTRIES consecutive mirror pages (a full array
+ * of them, only the valid ones, or a run of them packed into the xarray
+ * slot), so its memory follows the pages actually mirrored rather than the
+ * size of the range.  Entries are filled by
  * hmm_mirror_fault() with hmm_range_fault() and the mmu_interval_notifier
  * sequence protocol, and cleared by the notifier's invalidate callback after
  * the driver has stopped its device.
@@ -55,22 +57,52 @@
 /* xarray levels below index bit BITS_PER_LONG - 1 */
 #define HMM_MIRROR_XA_LEVELS	((BITS_PER_LONG - 1) / XA_CHUNK_SHIFT)
 
+/*
+ * What a table slot points to, told apart by their first byte.  (A slot may
+ * also hold an extent, an xarray value: see HMM_MIRROR_EXTENTS.)
+ */
+enum hmm_mirror_leaf_kind {
+	HMM_MIRROR_LEAF_FULL,		/* struct hmm_mirror_leaf */
+	HMM_MIRROR_LEAF_SPARSE,		/* struct hmm_mirror_sparse */
+};
+
 /**
  * struct hmm_mirror_leaf - one leaf of the mirror page table
+ * @kind: HMM_MIRROR_LEAF_FULL
+ * @wide: the entries are 64-bit, not narrow
+ * @nr_valid: number of valid entries
  * @entries: HMM_MIRROR_LEAF_ENTRIES entries, u32 or u64 (@wide); read and
  *	written with hmm_mirror_leaf_entry() and hmm_mirror_leaf_set_entry()
  * @iova: the leaf's IOVA range (HMM_MIRROR_DMA_IOVA only)
- * @nr_valid: number of valid entries
- * @wide: the entries are 64-bit, not narrow
  * @next: link in a fault's pool of new leaves, in the mirror's spare leaves or
  *	in a list of leaves to free
  */
 struct hmm_mirror_leaf {
+	u8 kind;
+	bool wide;
+	unsigned int nr_valid;
 	void *entries;
 	struct dma_iova_state iova;
-	unsigned int nr_valid;
-	bool wide;
 	struct hmm_mirror_leaf *next;
+};
+
+/**
+ * struct hmm_mirror_sparse - a leaf that holds only its valid entries
+ * @kind: HMM_MIRROR_LEAF_SPARSE
+ * @cap: number of entries it has room for
+ * @nr: number of entries, all valid
+ * @slot: the entries' slots, increasing; @cap of them, followed by their
+ *	narrow entries (hmm_mirror_sparse_narrow())
+ *
+ * Scattered pages (an implicit mirror written 4 KiB at a time at random
+ * addresses) leave leaves with a few valid entries: such a leaf is kept in
+ * 6 bytes per entry instead of 2 KiB.  See hmm_mirror_leaf_compact().
+ */
+struct hmm_mirror_sparse {
+	u8 kind;
+	u8 cap;
+	u8 nr;
+	u16 slot[];
 };
 
 /*
@@ -201,55 +233,173 @@ static void hmm_mirror_leaf_set_entry(struct hmm_mirror_leaf *leaf,
 }
 
 /*
- * A leaf with a single valid entry is not kept as a leaf: its xarray slot
- * holds that entry, narrow, with its slot number above it, as an xarray
- * value (xa_mk_value()).  Scattered pages (an implicit mirror faulted 4 KiB
- * at a time) then cost a share of an xarray node each instead of a leaf.
- * Only 64-bit kernels (the value holds 41 bits) and mirrors without IOVA
- * ranges (an IOVA range is a leaf's) have them.
- * Faults make them (hmm_mirror_leaf_collapse()) and turn them back into
- * leaves (hmm_mirror_get_leaf()) when they add entries next to one.
+ * A leaf whose valid entries form one run, consecutive slots that map
+ * consecutive mirror pages with the same flags, is not kept as a leaf: its
+ * xarray slot holds the run as an xarray value (xa_mk_value()), an
+ * "extent": the narrow entry of the run's first page, the run's first slot
+ * above it and its length minus one above that.  A page alone in its leaf
+ * (an implicit mirror faulted 4 KiB at a time) and a 2 MiB mapping mirrored
+ * whole (a THP or a hugetlb page seen through 4 KiB mirror pages) then cost
+ * a share of an xarray node instead of a leaf.  Only 64-bit kernels (the
+ * value holds 50 bits) and mirrors without IOVA ranges (an IOVA range is a
+ * leaf's) have them.
+ *
+ * Faults make extents (hmm_mirror_leaf_compact()) and turn them back into
+ * leaves (hmm_mirror_get_leaf()) when they add entries to one.  An
+ * invalidation or an unmap that clears part of an extent shrinks it in
+ * place if what is left is at one end; if it cuts the extent in two, the
+ * extent becomes a full leaf, allocated without waiting, or, when that
+ * fails, is cleared whole (hmm_mirror_prepare_cut()).  A dirty mark on part
+ * of one dirties those pages at once (hmm_mirror_extent_set_dirty()).
  */
-#define HMM_MIRROR_SINGLES	(BITS_PER_LONG - 1 >= 32 + HMM_MIRROR_LEAF_SHIFT)
+#define HMM_MIRROR_EXTENTS	(BITS_PER_LONG - 1 >= 32 + 2 * HMM_MIRROR_LEAF_SHIFT)
+#define HMM_MIRROR_EXTENT_SLOT_SHIFT	32
+#define HMM_MIRROR_EXTENT_NR_SHIFT	(32 + HMM_MIRROR_LEAF_SHIFT)
 
-static bool hmm_mirror_is_single(struct hmm_mirror_leaf *leaf)
+static bool hmm_mirror_is_extent(struct hmm_mirror_leaf *leaf)
 {
 	return xa_is_value(leaf);
 }
 
-/* Only made where an xarray value holds it (HMM_MIRROR_SINGLES) */
-static void *hmm_mirror_single_make(unsigned int slot, u64 entry)
+/* Only made where an xarray value holds it (HMM_MIRROR_EXTENTS) */
+static void *hmm_mirror_extent_make(unsigned int slot, unsigned int nr,
+				    u32 narrow)
 {
-	return xa_mk_value((unsigned long)((u64)slot << 32 |
-					   hmm_mirror_entry_to_narrow(entry)));
+	return xa_mk_value((unsigned long)((u64)(nr - 1) <<
+					   HMM_MIRROR_EXTENT_NR_SHIFT |
+					   (u64)slot << HMM_MIRROR_EXTENT_SLOT_SHIFT |
+					   narrow));
 }
 
-static unsigned int hmm_mirror_single_slot(struct hmm_mirror_leaf *single)
+static unsigned int hmm_mirror_extent_slot(struct hmm_mirror_leaf *ext)
 {
-	return (u64)xa_to_value(single) >> 32;
+	return ((u64)xa_to_value(ext) >> HMM_MIRROR_EXTENT_SLOT_SHIFT) &
+	       HMM_MIRROR_LEAF_MASK;
 }
 
-static u64 hmm_mirror_single_entry(struct hmm_mirror_leaf *single)
+/* The last slot of @ext */
+static unsigned int hmm_mirror_extent_last(struct hmm_mirror_leaf *ext)
 {
-	return hmm_mirror_narrow_to_entry((u32)xa_to_value(single));
+	return hmm_mirror_extent_slot(ext) +
+	       (((u64)xa_to_value(ext) >> HMM_MIRROR_EXTENT_NR_SHIFT) &
+		HMM_MIRROR_LEAF_MASK);
 }
 
-/* The entry of @single if its slot is in [@slot, @slot_end], else 0 */
-static u64 hmm_mirror_single_in(struct hmm_mirror_leaf *single,
-				unsigned int slot, unsigned int slot_end)
+/* How far apart the narrow entries of consecutive mirror pages are */
+static u32 hmm_mirror_narrow_step(struct hmm_mirror *mirror)
 {
-	unsigned int s = hmm_mirror_single_slot(single);
-
-	return s >= slot && s <= slot_end ? hmm_mirror_single_entry(single) : 0;
+	return 1U << (mirror->page_shift - PAGE_SHIFT +
+		      HMM_MIRROR_NARROW_FLAG_BITS);
 }
 
-/* Entry @slot of what a table slot holds: a leaf or a single entry */
-static u64 hmm_mirror_slot_entry(struct hmm_mirror_leaf *leaf,
+/* The narrow entry of slot @slot of @ext, which must hold it */
+static u32 hmm_mirror_extent_narrow(struct hmm_mirror *mirror,
+				    struct hmm_mirror_leaf *ext,
+				    unsigned int slot)
+{
+	return (u32)xa_to_value(ext) +
+	       (slot - hmm_mirror_extent_slot(ext)) *
+	       hmm_mirror_narrow_step(mirror);
+}
+
+/*
+ * Clip the slots [*@slot, *@slot_end] to those @ext holds; false if none of
+ * them is.
+ */
+static bool hmm_mirror_extent_clip(struct hmm_mirror_leaf *ext,
+				   unsigned int *slot, unsigned int *slot_end)
+{
+	*slot = max(*slot, hmm_mirror_extent_slot(ext));
+	*slot_end = min(*slot_end, hmm_mirror_extent_last(ext));
+	return *slot <= *slot_end;
+}
+
+/*
+ * Sparse leaves (struct hmm_mirror_sparse) are made by faults in mirrors
+ * without IOVA ranges, for leaves whose valid entries fit in
+ * HMM_MIRROR_SPARSE_MAX_BYTES
+ * (hmm_mirror_leaf_compact()); a fault that adds to one turns it into a full
+ * leaf (hmm_mirror_get_leaf()) first, and invalidations shrink it in place.
+ * The table marks their slots with HMM_MIRROR_SPARSE_MARK, so that a fault
+ * can tell them from full leaves before it takes the lock, without looking
+ * into a leaf that an invalidation may be freeing.
+ */
+#define HMM_MIRROR_SPARSE_MAX_BYTES	1024
+#define HMM_MIRROR_SPARSE_MARK		XA_MARK_1
+
+static bool hmm_mirror_is_sparse(struct hmm_mirror_leaf *leaf)
+{
+	return !xa_is_value(leaf) && leaf->kind == HMM_MIRROR_LEAF_SPARSE;
+}
+
+/* Is it a full leaf, neither an extent nor a sparse leaf? */
+static bool hmm_mirror_is_full(struct hmm_mirror_leaf *leaf)
+{
+	return !xa_is_value(leaf) && leaf->kind == HMM_MIRROR_LEAF_FULL;
+}
+
+static struct hmm_mirror_sparse *hmm_mirror_to_sparse(struct hmm_mirror_leaf *leaf)
+{
+	return (struct hmm_mirror_sparse *)leaf;
+}
+
+/* Bytes of a sparse leaf with room for @cap entries */
+static size_t hmm_mirror_sparse_bytes(unsigned int cap)
+{
+	return struct_size_t(struct hmm_mirror_sparse, slot, ALIGN(cap, 2)) +
+	       cap * sizeof(u32);
+}
+
+/* What the allocation of @sp takes */
+static size_t hmm_mirror_sparse_size(struct hmm_mirror_sparse *sp)
+{
+	return kmalloc_size_roundup(hmm_mirror_sparse_bytes(sp->cap));
+}
+
+/* The narrow entries of @sp, after its slots */
+static u32 *hmm_mirror_sparse_narrow(struct hmm_mirror_sparse *sp)
+{
+	return (u32 *)&sp->slot[ALIGN(sp->cap, 2)];
+}
+
+/* Index of the first entry of @sp whose slot is @slot or more */
+static unsigned int hmm_mirror_sparse_find(struct hmm_mirror_sparse *sp,
+					   unsigned int slot)
+{
+	unsigned int lo = 0, hi = sp->nr;
+
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+
+		if (sp->slot[mid] < slot)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Entry @slot of what a table slot holds: a leaf of any kind or an extent */
+static u64 hmm_mirror_slot_entry(struct hmm_mirror *mirror,
+				 struct hmm_mirror_leaf *leaf,
 				 unsigned int slot)
 {
-	if (hmm_mirror_is_single(leaf))
-		return hmm_mirror_single_in(leaf, slot, slot);
-	return hmm_mirror_leaf_entry(leaf, slot);
+	unsigned int slot_end = slot, i;
+	struct hmm_mirror_sparse *sp;
+
+	if (hmm_mirror_is_full(leaf))
+		return hmm_mirror_leaf_entry(leaf, slot);
+	if (hmm_mirror_is_sparse(leaf)) {
+		sp = hmm_mirror_to_sparse(leaf);
+		i = hmm_mirror_sparse_find(sp, slot);
+		if (i == sp->nr || sp->slot[i] != slot)
+			return 0;
+		return hmm_mirror_narrow_to_entry(hmm_mirror_sparse_narrow(sp)[i]);
+	}
+	if (!hmm_mirror_extent_clip(leaf, &slot, &slot_end))
+		return 0;
+	return hmm_mirror_narrow_to_entry(hmm_mirror_extent_narrow(mirror,
+								   leaf, slot));
 }
 
 /*
@@ -291,18 +441,19 @@ static bool hmm_mirror_clip(struct hmm_mirror *mirror, unsigned long *start,
 }
 
 static struct hmm_mirror_leaf *hmm_mirror_leaf_alloc(struct hmm_mirror *mirror,
-						     bool wide)
+						     bool wide, gfp_t gfp)
 {
 	struct hmm_mirror_leaf *leaf;
 
-	leaf = kmalloc(sizeof(*leaf), HMM_MIRROR_GFP);
+	leaf = kmalloc(sizeof(*leaf), gfp);
 	if (!leaf)
 		return ERR_PTR(-ENOMEM);
-	leaf->entries = kzalloc(hmm_mirror_leaf_bytes(wide), HMM_MIRROR_GFP);
+	leaf->entries = kzalloc(hmm_mirror_leaf_bytes(wide), gfp);
 	if (!leaf->entries) {
 		kfree(leaf);
 		return ERR_PTR(-ENOMEM);
 	}
+	leaf->kind = HMM_MIRROR_LEAF_FULL;
 	leaf->iova = (struct dma_iova_state){};
 	leaf->nr_valid = 0;
 	leaf->wide = wide;
@@ -421,26 +572,210 @@ static void hmm_mirror_unmap_direct(struct hmm_mirror *mirror, u64 entry)
 }
 
 /*
- * Unmap and clear the single entry of slot @leaf_index if it is in
- * [@slot, @slot_end], with the mirror locked.  Return 1 if it was, else 0.
+ * Unmap and clear the entries of extent @ext (slot @leaf_index) in [@slot,
+ * @slot_end], with the mirror locked: what is left of it at either end
+ * stays an extent.  Callers never cut one in the middle
+ * (hmm_mirror_prepare_cut()).  Return the number of entries cleared.
  */
-static unsigned long hmm_mirror_single_unmap(struct hmm_mirror *mirror,
+static unsigned long hmm_mirror_extent_unmap(struct hmm_mirror *mirror,
 					     unsigned long leaf_index,
-					     struct hmm_mirror_leaf *single,
+					     struct hmm_mirror_leaf *ext,
 					     unsigned int slot,
 					     unsigned int slot_end)
 {
-	u64 entry = hmm_mirror_single_in(single, slot, slot_end);
+	unsigned int first = hmm_mirror_extent_slot(ext);
+	unsigned int last = hmm_mirror_extent_last(ext);
+	unsigned int s;
+	void *rest;
 
-	if (!entry)
+	if (!hmm_mirror_extent_clip(ext, &slot, &slot_end))
 		return 0;
-	if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
-		hmm_mirror_unmap_direct(mirror, entry);
-	hmm_mirror_dirty_page(mirror, entry);
-	xa_erase(&mirror->leaves, leaf_index);
-	mirror->nr_leaves--;
-	mirror->nr_valid--;
-	return 1;
+	if (WARN_ON_ONCE(slot > first && slot_end < last))
+		return 0;
+
+	for (s = slot; s <= slot_end; s++) {
+		u64 entry = hmm_mirror_slot_entry(mirror, ext, s);
+
+		if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
+			hmm_mirror_unmap_direct(mirror, entry);
+		hmm_mirror_dirty_page(mirror, entry);
+	}
+	if (slot == first && slot_end == last) {
+		xa_erase(&mirror->leaves, leaf_index);
+		mirror->nr_leaves--;
+	} else {
+		rest = slot == first ?
+		       hmm_mirror_extent_make(slot_end + 1, last - slot_end,
+					      hmm_mirror_extent_narrow(mirror, ext,
+								       slot_end + 1)) :
+		       hmm_mirror_extent_make(first, slot - first,
+					      hmm_mirror_extent_narrow(mirror, ext,
+								       first));
+		/* Replaces a present entry: allocates nothing */
+		xa_store(&mirror->leaves, leaf_index, rest,
+			 GFP_NOWAIT | __GFP_NOWARN);
+	}
+	mirror->nr_valid -= slot_end - slot + 1;
+	return slot_end - slot + 1;
+}
+
+/*
+ * Replace sparse leaf @sp of slot @leaf_index, with the mirror locked: by an
+ * extent if one entry is left, by nothing if none.  Neither allocates.
+ */
+static void hmm_mirror_sparse_shrunk(struct hmm_mirror *mirror,
+				     unsigned long leaf_index,
+				     struct hmm_mirror_sparse *sp)
+{
+	if (sp->nr > 1 || (sp->nr && !HMM_MIRROR_EXTENTS))
+		return;
+	if (sp->nr) {
+		xa_store(&mirror->leaves, leaf_index,
+			 hmm_mirror_extent_make(sp->slot[0], 1,
+						hmm_mirror_sparse_narrow(sp)[0]),
+			 GFP_NOWAIT | __GFP_NOWARN);
+		xa_clear_mark(&mirror->leaves, leaf_index,
+			      HMM_MIRROR_SPARSE_MARK);
+	} else {
+		xa_erase(&mirror->leaves, leaf_index);
+		mirror->nr_leaves--;
+	}
+	/* nothing of it is mapped for the device: no IOVA range */
+	kfree(sp);
+}
+
+/*
+ * Unmap and clear the entries of sparse leaf @sp (slot @leaf_index) in
+ * [@slot, @slot_end], with the mirror locked.  Return the number cleared.
+ */
+static unsigned long hmm_mirror_sparse_unmap(struct hmm_mirror *mirror,
+					     unsigned long leaf_index,
+					     struct hmm_mirror_sparse *sp,
+					     unsigned int slot,
+					     unsigned int slot_end)
+{
+	u32 *narrow = hmm_mirror_sparse_narrow(sp);
+	unsigned int first = hmm_mirror_sparse_find(sp, slot), end, n;
+
+	for (end = first; end < sp->nr && sp->slot[end] <= slot_end; end++) {
+		u64 entry = hmm_mirror_narrow_to_entry(narrow[end]);
+
+		if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
+			hmm_mirror_unmap_direct(mirror, entry);
+		hmm_mirror_dirty_page(mirror, entry);
+	}
+	n = end - first;
+	if (!n)
+		return 0;
+	memmove(&sp->slot[first], &sp->slot[end],
+		(sp->nr - end) * sizeof(*sp->slot));
+	memmove(&narrow[first], &narrow[end], (sp->nr - end) * sizeof(*narrow));
+	sp->nr -= n;
+	mirror->nr_valid -= n;
+	hmm_mirror_sparse_shrunk(mirror, leaf_index, sp);
+	return n;
+}
+
+/* Copy the entries of extent or sparse leaf @from into empty leaf @leaf */
+static void hmm_mirror_leaf_fill(struct hmm_mirror *mirror,
+				 struct hmm_mirror_leaf *leaf,
+				 struct hmm_mirror_leaf *from)
+{
+	struct hmm_mirror_sparse *sp;
+	unsigned int slot, i;
+	u32 *narrow;
+
+	if (hmm_mirror_is_extent(from)) {
+		for (slot = hmm_mirror_extent_slot(from);
+		     slot <= hmm_mirror_extent_last(from); slot++)
+			hmm_mirror_leaf_set_entry(leaf, slot,
+						  hmm_mirror_slot_entry(mirror,
+									from,
+									slot));
+		leaf->nr_valid = hmm_mirror_extent_last(from) -
+				 hmm_mirror_extent_slot(from) + 1;
+		return;
+	}
+	sp = hmm_mirror_to_sparse(from);
+	narrow = hmm_mirror_sparse_narrow(sp);
+	for (i = 0; i < sp->nr; i++)
+		hmm_mirror_leaf_set_entry(leaf, sp->slot[i],
+					  hmm_mirror_narrow_to_entry(narrow[i]));
+	leaf->nr_valid = sp->nr;
+}
+
+/*
+ * Allocate the full leaf that an extent cut in two becomes, without waiting
+ * for memory.  KUnit replaces it with kunit_activate_static_stub() to make
+ * it fail.
+ */
+VISIBLE_IF_KUNIT struct hmm_mirror_leaf *
+hmm_mirror_cut_leaf_alloc(struct hmm_mirror *mirror)
+{
+	struct mem_cgroup *memcg, *old_memcg;
+	struct hmm_mirror_leaf *leaf;
+
+	KUNIT_STATIC_STUB_REDIRECT(hmm_mirror_cut_leaf_alloc, mirror);
+	/* Charged as a fault's leaves are, whoever invalidates */
+	memcg = get_mem_cgroup_from_mm(mirror->notifier.mm);
+	old_memcg = set_active_memcg(memcg);
+	leaf = hmm_mirror_leaf_alloc(mirror, false,
+				     GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
+	set_active_memcg(old_memcg);
+	mem_cgroup_put(memcg);
+	return leaf;
+}
+EXPORT_SYMBOL_IF_KUNIT(hmm_mirror_cut_leaf_alloc);
+
+/*
+ * Turn extent @ext of slot @leaf_index into a full leaf with the same
+ * entries, with the mirror locked; NULL if no memory comes without waiting.
+ */
+static struct hmm_mirror_leaf *hmm_mirror_extent_split(struct hmm_mirror *mirror,
+						       unsigned long leaf_index,
+						       struct hmm_mirror_leaf *ext)
+{
+	struct hmm_mirror_leaf *leaf = hmm_mirror_cut_leaf_alloc(mirror);
+
+	if (IS_ERR(leaf))
+		return NULL;
+	hmm_mirror_leaf_fill(mirror, leaf, ext);
+	/* Replaces a present entry: allocates nothing */
+	xa_store(&mirror->leaves, leaf_index, leaf, GFP_NOWAIT | __GFP_NOWARN);
+	return leaf;
+}
+
+/*
+ * Get ready to clear [*@start, *@end) (clipped and aligned), with the mirror
+ * locked.  An extent the range cuts at one end is shrunk by the unmap; one
+ * it cuts in the middle, which would become two, is turned into a full leaf
+ * if memory comes without waiting (nothing here may wait for reclaim),
+ * else the range is widened to the whole extent.  Only a range inside one
+ * leaf can cut an extent in the middle.
+ */
+static void hmm_mirror_prepare_cut(struct hmm_mirror *mirror,
+				   unsigned long *start, unsigned long *end)
+{
+	unsigned long first = hmm_mirror_index(mirror, *start);
+	unsigned long last = hmm_mirror_index(mirror, *end - 1);
+	unsigned long leaf_index = first >> HMM_MIRROR_LEAF_SHIFT;
+	struct hmm_mirror_leaf *ext;
+
+	if (last >> HMM_MIRROR_LEAF_SHIFT != leaf_index)
+		return;
+	ext = xa_load(&mirror->leaves, leaf_index);
+	if (!ext || !hmm_mirror_is_extent(ext) ||
+	    (first & HMM_MIRROR_LEAF_MASK) <= hmm_mirror_extent_slot(ext) ||
+	    (last & HMM_MIRROR_LEAF_MASK) >= hmm_mirror_extent_last(ext))
+		return;
+
+	if (hmm_mirror_extent_split(mirror, leaf_index, ext))
+		return;
+	*start = hmm_mirror_addr(mirror, leaf_index,
+				 hmm_mirror_extent_slot(ext));
+	*end = hmm_mirror_addr(mirror, leaf_index,
+			       hmm_mirror_extent_last(ext)) +
+	       hmm_mirror_page_size(mirror);
 }
 
 /* Unlink the open run; the IOTLB flush is left to the unlink batch */
@@ -481,9 +816,15 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 		unsigned int slot, slot_end;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
-		if (hmm_mirror_is_single(leaf)) {
-			cleared += hmm_mirror_single_unmap(mirror, leaf_index,
+		if (hmm_mirror_is_extent(leaf)) {
+			cleared += hmm_mirror_extent_unmap(mirror, leaf_index,
 							   leaf, slot, slot_end);
+			continue;
+		}
+		if (hmm_mirror_is_sparse(leaf)) {
+			cleared += hmm_mirror_sparse_unmap(mirror, leaf_index,
+							   hmm_mirror_to_sparse(leaf),
+							   slot, slot_end);
 			continue;
 		}
 
@@ -553,8 +894,16 @@ static bool hmm_mirror_any_valid(struct hmm_mirror *mirror,
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 
-		if (hmm_mirror_is_single(leaf)) {
-			if (hmm_mirror_single_in(leaf, slot, slot_end))
+		if (hmm_mirror_is_extent(leaf)) {
+			if (hmm_mirror_extent_clip(leaf, &slot, &slot_end))
+				return true;
+			continue;
+		}
+		if (hmm_mirror_is_sparse(leaf)) {
+			struct hmm_mirror_sparse *sp = hmm_mirror_to_sparse(leaf);
+			unsigned int i = hmm_mirror_sparse_find(sp, slot);
+
+			if (i < sp->nr && sp->slot[i] <= slot_end)
 				return true;
 			continue;
 		}
@@ -599,6 +948,8 @@ static bool hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
 		goto out;
 	}
 
+	/* The driver stops the device for all that is cleared */
+	hmm_mirror_prepare_cut(mirror, &start, &end);
 	mirror->ops->invalidate(mirror, start, end);
 	cleared = hmm_mirror_unmap_locked(mirror, start, end);
 	atomic64_inc(&mirror->stats.invalidations);
@@ -673,8 +1024,14 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 		unsigned long next = hmm_mirror_addr(mirror, leaf_index + 1, 0);
 		unsigned long leaf_end = min(next, range->end);
 		struct hmm_mirror_leaf *old = xa_load(&mirror->leaves, leaf_index);
-		/* A single entry is turned into a leaf if the fault adds to it */
-		bool exists = old && !hmm_mirror_is_single(old);
+		/*
+		 * An extent or a sparse leaf is turned into a full leaf if the
+		 * fault adds to it.  @old may be freed meanwhile: tell a sparse
+		 * leaf by its mark, not by looking into it.
+		 */
+		bool exists = old && !hmm_mirror_is_extent(old) &&
+			      !xa_get_mark(&mirror->leaves, leaf_index,
+					   HMM_MIRROR_SPARSE_MARK);
 		enum hmm_mirror_need need = HMM_MIRROR_NEED_NONE;
 		struct hmm_mirror_leaf *leaf;
 		int ret;
@@ -698,7 +1055,8 @@ static int hmm_mirror_prepare(struct hmm_mirror *mirror,
 			continue;
 		}
 		leaf = hmm_mirror_leaf_alloc(mirror,
-					     need == HMM_MIRROR_NEED_WIDE);
+					     need == HMM_MIRROR_NEED_WIDE,
+					     HMM_MIRROR_GFP);
 		if (IS_ERR(leaf))
 			return PTR_ERR(leaf);
 		if (leaf->wide) {
@@ -748,20 +1106,22 @@ static void hmm_mirror_pool_release(struct hmm_mirror *mirror,
 /*
  * Find or insert the leaf @leaf_index, with the mirror locked: a new leaf is
  * @wide if the fault asked for it (hmm_mirror_prepare() allocated it then).
+ * An extent or a sparse leaf there becomes a full leaf with the same
+ * entries.
  */
 static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 						   unsigned long leaf_index,
 						   struct hmm_mirror_pool *pool,
 						   bool wide)
 {
-	struct hmm_mirror_leaf **from = NULL, *leaf, *single;
+	struct hmm_mirror_leaf **from = NULL, *leaf, *old;
 
-	single = xa_load(&mirror->leaves, leaf_index);
-	if (single && !hmm_mirror_is_single(single))
-		return single;
+	old = xa_load(&mirror->leaves, leaf_index);
+	if (old && hmm_mirror_is_full(old))
+		return old;
 
 	leaf = NULL;
-	if (!wide && !single)
+	if (!wide && !old)
 		leaf = hmm_mirror_leaf_get_spare(mirror);
 	if (!leaf) {
 		from = wide ? &pool->wide : &pool->head;
@@ -781,40 +1141,112 @@ static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 		*from = leaf->next;
 		leaf->next = NULL;
 	}
-	if (single) {
-		/* Replaced a present entry: the slot is still counted */
-		hmm_mirror_leaf_set_entry(leaf, hmm_mirror_single_slot(single),
-					  hmm_mirror_single_entry(single));
-		leaf->nr_valid = 1;
+	if (!old) {
+		mirror->nr_leaves++;
 		return leaf;
 	}
-	mirror->nr_leaves++;
+	/* Replaced present entries: the table slot is still counted */
+	hmm_mirror_leaf_fill(mirror, leaf, old);
+	if (hmm_mirror_is_sparse(old)) {
+		xa_clear_mark(&mirror->leaves, leaf_index,
+			      HMM_MIRROR_SPARSE_MARK);
+		kfree(old);
+	}
 	return leaf;
 }
 
 /*
- * Keep a leaf left with a single entry as that entry (see
- * hmm_mirror_is_single()), with the mirror locked.  The leaf goes back to
- * the fault's pool, which frees what the fault did not use.
+ * The first valid slot of narrow leaf @leaf if its valid entries form one
+ * run (see HMM_MIRROR_EXTENTS), else -1.
  */
-static void hmm_mirror_leaf_collapse(struct hmm_mirror *mirror,
-				     unsigned long leaf_index,
-				     struct hmm_mirror_leaf *leaf,
-				     struct hmm_mirror_pool *pool)
+static int hmm_mirror_leaf_run(struct hmm_mirror *mirror,
+			       struct hmm_mirror_leaf *leaf)
 {
-	unsigned int slot = 0;
+	u32 *entries = leaf->entries;
+	u64 step = hmm_mirror_narrow_step(mirror);
+	unsigned int slot = 0, i;
 
-	if (!HMM_MIRROR_SINGLES || leaf->nr_valid != 1 || leaf->wide ||
+	while (!(entries[slot] & HMM_MIRROR_ENTRY_VALID))
+		slot++;
+	if (slot + leaf->nr_valid > HMM_MIRROR_LEAF_ENTRIES)
+		return -1;
+	for (i = 1; i < leaf->nr_valid; i++)
+		if (entries[slot + i] != entries[slot] + i * step)
+			return -1;
+	return slot;
+}
+
+/*
+ * A sparse leaf holding the valid entries of narrow leaf @leaf, which are
+ * cleared; NULL if they do not fit in HMM_MIRROR_SPARSE_MAX_BYTES or no
+ * memory comes without waiting (the mirror is locked: the full leaf stays).
+ */
+static struct hmm_mirror_sparse *hmm_mirror_sparse_from(struct hmm_mirror_leaf *leaf)
+{
+	size_t bytes = kmalloc_size_roundup(hmm_mirror_sparse_bytes(leaf->nr_valid));
+	u32 *entries = leaf->entries, *narrow;
+	struct hmm_mirror_sparse *sp;
+	unsigned int cap, slot;
+
+	if (bytes > HMM_MIRROR_SPARSE_MAX_BYTES)
+		return NULL;
+	sp = kmalloc(bytes, GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
+	if (!sp)
+		return NULL;
+	/* all the room the allocation has */
+	for (cap = leaf->nr_valid; hmm_mirror_sparse_bytes(cap + 1) <= bytes;)
+		cap++;
+	sp->kind = HMM_MIRROR_LEAF_SPARSE;
+	sp->cap = cap;
+	sp->nr = 0;
+	narrow = hmm_mirror_sparse_narrow(sp);
+	for (slot = 0; sp->nr < leaf->nr_valid; slot++) {
+		if (!(entries[slot] & HMM_MIRROR_ENTRY_VALID))
+			continue;
+		sp->slot[sp->nr] = slot;
+		narrow[sp->nr++] = entries[slot];
+		entries[slot] = 0;
+	}
+	leaf->nr_valid = 0;
+	return sp;
+}
+
+/*
+ * Keep a narrow leaf in less memory if it can be, with the mirror locked:
+ * as an extent if its valid entries form one run (see HMM_MIRROR_EXTENTS),
+ * else as a sparse leaf if they are few.  The leaf goes back to the fault's
+ * pool, which frees what the fault did not use.
+ */
+static void hmm_mirror_leaf_compact(struct hmm_mirror *mirror,
+				    unsigned long leaf_index,
+				    struct hmm_mirror_leaf *leaf,
+				    struct hmm_mirror_pool *pool)
+{
+	struct hmm_mirror_sparse *sp;
+	int slot;
+
+	if (!leaf->nr_valid || leaf->wide ||
 	    mirror->dma_mode == HMM_MIRROR_DMA_IOVA)
 		return;
-	while (!hmm_mirror_entry_valid(hmm_mirror_leaf_entry(leaf, slot)))
-		slot++;
-	/* Replaces a present entry: allocates nothing */
-	xa_store(&mirror->leaves, leaf_index,
-		 hmm_mirror_single_make(slot, hmm_mirror_leaf_entry(leaf, slot)),
-		 GFP_NOWAIT | __GFP_NOWARN);
-	hmm_mirror_leaf_set_entry(leaf, slot, 0);
-	leaf->nr_valid = 0;
+	slot = HMM_MIRROR_EXTENTS ? hmm_mirror_leaf_run(mirror, leaf) : -1;
+	if (slot >= 0) {
+		/* Replaces a present entry: allocates nothing */
+		xa_store(&mirror->leaves, leaf_index,
+			 hmm_mirror_extent_make(slot, leaf->nr_valid,
+						((u32 *)leaf->entries)[slot]),
+			 GFP_NOWAIT | __GFP_NOWARN);
+		memset((u32 *)leaf->entries + slot, 0,
+		       leaf->nr_valid * sizeof(u32));
+		leaf->nr_valid = 0;
+	} else {
+		sp = hmm_mirror_sparse_from(leaf);
+		if (!sp)
+			return;
+		xa_store(&mirror->leaves, leaf_index, sp,
+			 GFP_NOWAIT | __GFP_NOWARN);
+		xa_set_mark(&mirror->leaves, leaf_index,
+			    HMM_MIRROR_SPARSE_MARK);
+	}
 	leaf->next = pool->head;
 	pool->head = leaf;
 }
@@ -936,7 +1368,7 @@ static void hmm_mirror_prune(struct hmm_mirror *mirror, unsigned long start,
 	unsigned long leaf_index;
 
 	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
-		if (hmm_mirror_is_single(leaf) || leaf->nr_valid)
+		if (!hmm_mirror_is_full(leaf) || leaf->nr_valid)
 			continue;
 		hmm_mirror_leaf_remove(mirror, leaf_index, leaf);
 		hmm_mirror_leaf_put(mirror, leaf);
@@ -1083,8 +1515,8 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 
 		if (!leaf || index >> HMM_MIRROR_LEAF_SHIFT != leaf_index) {
 			if (leaf)
-				hmm_mirror_leaf_collapse(mirror, leaf_index,
-							 leaf, pool);
+				hmm_mirror_leaf_compact(mirror, leaf_index,
+							leaf, pool);
 			leaf_index = index >> HMM_MIRROR_LEAF_SHIFT;
 			leaf = hmm_mirror_get_leaf(mirror, leaf_index, pool,
 						   hmm_mirror_populate_wide(mirror, range,
@@ -1135,7 +1567,7 @@ static int hmm_mirror_populate(struct hmm_mirror *mirror,
 	if (ret)
 		hmm_mirror_prune(mirror, range->start, range->end);
 	else if (leaf)
-		hmm_mirror_leaf_collapse(mirror, leaf_index, leaf, pool);
+		hmm_mirror_leaf_compact(mirror, leaf_index, leaf, pool);
 	atomic64_add(batch.maps, &mirror->stats.dma_maps);
 	atomic64_add(batch.syncs, &mirror->stats.dma_syncs);
 	atomic64_add(mirror->nr_valid - nr_valid, &mirror->stats.pages_faulted);
@@ -1479,15 +1911,31 @@ EXPORT_SYMBOL_GPL(hmm_mirror_destroy);
  * driver must already have stopped the device from using the range.  The
  * pages are faulted again by the next hmm_mirror_fault() on them.
  *
+ * A run of entries that the mirror keeps as one (an extent, see
+ * Documentation/mm/hmm_mirror.rst) and that the range cuts in two is split
+ * with memory allocated without waiting; if there is none, the run is
+ * cleared whole, and the ->invalidate() op is first called for the parts of
+ * it outside the range, as for an invalidation.
+ *
  * Context: the mirror lock is held.
  */
 void hmm_mirror_unmap(struct hmm_mirror *mirror, unsigned long start,
 		      unsigned long end)
 {
+	unsigned long wstart, wend;
+
 	lockdep_assert_held(&mirror->lock);
 
-	if (hmm_mirror_clip(mirror, &start, &end))
-		hmm_mirror_unmap_locked(mirror, start, end);
+	if (!hmm_mirror_clip(mirror, &start, &end))
+		return;
+	wstart = start;
+	wend = end;
+	hmm_mirror_prepare_cut(mirror, &wstart, &wend);
+	if (wstart < start)
+		mirror->ops->invalidate(mirror, wstart, start);
+	if (wend > end)
+		mirror->ops->invalidate(mirror, end, wend);
+	hmm_mirror_unmap_locked(mirror, wstart, wend);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_unmap);
 
@@ -1510,7 +1958,8 @@ u64 hmm_mirror_entry(struct hmm_mirror *mirror, unsigned long addr)
 		return 0;
 	index = hmm_mirror_index(mirror, addr);
 	leaf = xa_load(&mirror->leaves, index >> HMM_MIRROR_LEAF_SHIFT);
-	return leaf ? hmm_mirror_slot_entry(leaf, index & HMM_MIRROR_LEAF_MASK) : 0;
+	return leaf ? hmm_mirror_slot_entry(mirror, leaf,
+					    index & HMM_MIRROR_LEAF_MASK) : 0;
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_entry);
 
@@ -1582,6 +2031,77 @@ struct page *hmm_mirror_entry_page(u64 entry)
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_entry_page);
 
+/* hmm_mirror_set_dirty() on the slots [@slot, @slot_end] of full leaf @leaf */
+static void hmm_mirror_leaf_set_dirty(struct hmm_mirror_leaf *leaf,
+				      unsigned int slot, unsigned int slot_end)
+{
+	for (; slot <= slot_end; slot++) {
+		u64 entry = hmm_mirror_leaf_entry(leaf, slot);
+
+		if (hmm_mirror_entry_writable(entry))
+			hmm_mirror_leaf_set_entry(leaf, slot, entry |
+						  HMM_MIRROR_ENTRY_DIRTY);
+	}
+}
+
+/*
+ * hmm_mirror_set_dirty() on the slots [@slot, @slot_end] of extent @ext of
+ * slot @leaf_index.  All the entries of an extent have the same flags: if
+ * the range holds it whole, its flags say dirty.  If only part of it, the
+ * extent becomes a full leaf whose entries say it, or, when no memory comes
+ * without waiting, those pages are marked dirty now rather than when they
+ * are unmapped: the device wrote them already, and cannot write them again
+ * once the CPU cleans them, since cleaning invalidates the writable entries
+ * first.
+ */
+static void hmm_mirror_extent_set_dirty(struct hmm_mirror *mirror,
+					unsigned long leaf_index,
+					struct hmm_mirror_leaf *ext,
+					unsigned int slot,
+					unsigned int slot_end)
+{
+	u32 first = hmm_mirror_extent_narrow(mirror, ext,
+					     hmm_mirror_extent_slot(ext));
+	struct hmm_mirror_leaf *leaf;
+	u64 entry;
+
+	if (!(first & HMM_MIRROR_ENTRY_WRITE) ||
+	    !hmm_mirror_extent_clip(ext, &slot, &slot_end))
+		return;
+	if (slot == hmm_mirror_extent_slot(ext) &&
+	    slot_end == hmm_mirror_extent_last(ext)) {
+		/* Replaces a present entry: allocates nothing */
+		xa_store(&mirror->leaves, leaf_index,
+			 hmm_mirror_extent_make(slot, slot_end - slot + 1,
+						first | HMM_MIRROR_ENTRY_DIRTY),
+			 GFP_NOWAIT | __GFP_NOWARN);
+		return;
+	}
+	leaf = hmm_mirror_extent_split(mirror, leaf_index, ext);
+	if (leaf) {
+		hmm_mirror_leaf_set_dirty(leaf, slot, slot_end);
+		return;
+	}
+	for (; slot <= slot_end; slot++) {
+		entry = hmm_mirror_slot_entry(mirror, ext, slot);
+		folio_mark_dirty(page_folio(hmm_mirror_entry_page(entry)));
+	}
+}
+
+/* hmm_mirror_set_dirty() on the slots [@slot, @slot_end] of @sp */
+static void hmm_mirror_sparse_set_dirty(struct hmm_mirror_sparse *sp,
+					unsigned int slot,
+					unsigned int slot_end)
+{
+	u32 *narrow = hmm_mirror_sparse_narrow(sp);
+	unsigned int i;
+
+	for (i = hmm_mirror_sparse_find(sp, slot);
+	     i < sp->nr && sp->slot[i] <= slot_end; i++)
+		if (narrow[i] & HMM_MIRROR_ENTRY_WRITE)
+			narrow[i] |= HMM_MIRROR_ENTRY_DIRTY;
+}
+
 /**
  * hmm_mirror_set_dirty() - record that the device wrote a range
  * @mirror: the mirror, locked
@@ -1591,7 +2111,10 @@ EXPORT_SYMBOL_GPL(hmm_mirror_entry_page);
  * Mark the writable entries of [@start, @end) dirty: their pages are marked
  * dirty when the entries are unmapped, and those of no other entry are.  A
  * driver that knows what its device wrote marks exactly that; one whose
- * device cannot tell marks the whole range of each write fault.
+ * device cannot tell marks the whole range of each write fault.  (Part of a
+ * run of entries the mirror keeps as one, an extent, is split off to say
+ * it; when no memory comes without waiting for that, its pages are marked
+ * dirty at once instead.)
  *
  * Context: the mirror lock is held.
  */
@@ -1612,29 +2135,44 @@ void hmm_mirror_set_dirty(struct hmm_mirror *mirror, unsigned long start,
 		unsigned int slot, slot_end;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
-		if (hmm_mirror_is_single(leaf)) {
-			u64 entry = hmm_mirror_single_in(leaf, slot, slot_end);
-
-			/* Replaces a present entry: allocates nothing */
-			if (hmm_mirror_entry_writable(entry))
-				xa_store(&mirror->leaves, leaf_index,
-					 hmm_mirror_single_make(hmm_mirror_single_slot(leaf),
-								entry |
-								HMM_MIRROR_ENTRY_DIRTY),
-					 GFP_NOWAIT | __GFP_NOWARN);
+		if (hmm_mirror_is_extent(leaf)) {
+			hmm_mirror_extent_set_dirty(mirror, leaf_index, leaf,
+						    slot, slot_end);
 			continue;
 		}
-
-		for (; slot <= slot_end; slot++) {
-			u64 entry = hmm_mirror_leaf_entry(leaf, slot);
-
-			if (hmm_mirror_entry_writable(entry))
-				hmm_mirror_leaf_set_entry(leaf, slot, entry |
-							  HMM_MIRROR_ENTRY_DIRTY);
+		if (hmm_mirror_is_sparse(leaf)) {
+			hmm_mirror_sparse_set_dirty(hmm_mirror_to_sparse(leaf),
+						    slot, slot_end);
+			continue;
 		}
+		hmm_mirror_leaf_set_dirty(leaf, slot, slot_end);
 	}
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_set_dirty);
+
+/* hmm_mirror_walk() over the slots [@slot, @slot_end] of @sp */
+static int hmm_mirror_sparse_walk(struct hmm_mirror *mirror,
+				  unsigned long leaf_index,
+				  struct hmm_mirror_sparse *sp,
+				  unsigned int slot, unsigned int slot_end,
+				  hmm_mirror_walk_fn fn, void *priv)
+{
+	u32 *narrow = hmm_mirror_sparse_narrow(sp);
+	unsigned int i;
+	int ret;
+
+	for (i = hmm_mirror_sparse_find(sp, slot);
+	     i < sp->nr && sp->slot[i] <= slot_end; i++) {
+		u64 entry = hmm_mirror_narrow_to_entry(narrow[i]);
+
+		ret = fn(mirror, hmm_mirror_addr(mirror, leaf_index, sp->slot[i]),
+			 entry, hmm_mirror_dma(mirror, NULL, sp->slot[i], entry),
+			 priv);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
 
 /**
  * hmm_mirror_walk() - call a function for each valid entry of a range
@@ -1670,16 +2208,21 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 		unsigned int slot, slot_end;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
-		if (hmm_mirror_is_single(leaf)) {
-			/* just its slot, if in the range */
-			if (!hmm_mirror_single_in(leaf, slot, slot_end))
-				continue;
-			slot = hmm_mirror_single_slot(leaf);
-			slot_end = slot;
+		/* just the slots of an extent */
+		if (hmm_mirror_is_extent(leaf) &&
+		    !hmm_mirror_extent_clip(leaf, &slot, &slot_end))
+			continue;
+		if (hmm_mirror_is_sparse(leaf)) {
+			ret = hmm_mirror_sparse_walk(mirror, leaf_index,
+						     hmm_mirror_to_sparse(leaf),
+						     slot, slot_end, fn, priv);
+			if (ret)
+				return ret;
+			continue;
 		}
 
 		for (; slot <= slot_end; slot++) {
-			u64 entry = hmm_mirror_slot_entry(leaf, slot);
+			u64 entry = hmm_mirror_slot_entry(mirror, leaf, slot);
 
 			if (!hmm_mirror_entry_valid(entry))
 				continue;
@@ -1739,6 +2282,7 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 	struct hmm_mirror_leaf *leaf;
 	unsigned int level;
 
+	mutex_lock(&mirror->lock);
 	xa_for_each(&mirror->leaves, index, leaf) {
 		/*
 		 * The xarray node of level L that holds @index (level 1 holds
@@ -1754,8 +2298,10 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 		}
 		leaves++;
 		max = index;
-		/* a single entry lives in its xarray slot */
-		if (!hmm_mirror_is_single(leaf))
+		/* an extent lives in its xarray slot */
+		if (hmm_mirror_is_sparse(leaf))
+			bytes += hmm_mirror_sparse_size(hmm_mirror_to_sparse(leaf));
+		else if (hmm_mirror_is_full(leaf))
 			bytes += header +
 				 kmalloc_size_roundup(hmm_mirror_leaf_bytes(leaf->wide));
 	}
@@ -1769,8 +2315,9 @@ size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
 			nodes--;
 
 	/* spare leaves (IOVA mirrors only, narrow) are allocated memory too */
-	bytes += READ_ONCE(mirror->nr_spare_leaves) *
+	bytes += mirror->nr_spare_leaves *
 		 (header + kmalloc_size_roundup(hmm_mirror_leaf_bytes(false)));
+	mutex_unlock(&mirror->lock);
 	return bytes + sizeof(*mirror) + nodes * sizeof(struct xa_node);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_metadata_bytes);

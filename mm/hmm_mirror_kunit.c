@@ -543,6 +543,21 @@ static unsigned long count_multi_blocks(unsigned long addr,
 	return multi;
 }
 
+/*
+ * Slots of the table that hold full leaves (512 entries), not extents nor
+ * sparse leaves, which the table marks
+ */
+static unsigned long count_full_leaves(struct hmm_mirror *m)
+{
+	struct hmm_mirror_leaf *leaf;
+	unsigned long index, n = 0;
+
+	xa_for_each(&m->leaves, index, leaf)
+		n += !xa_is_value(leaf) &&
+		     !xa_get_mark(&m->leaves, index, XA_MARK_1);
+	return n;
+}
+
 static void hmm_mirror_test_sparse(struct kunit *test)
 {
 	static const unsigned long offsets[] = {
@@ -572,12 +587,14 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 	leaves = m->nr_leaves;
 	bytes = hmm_mirror_metadata_bytes(m);
 	/*
-	 * Each block with two pages or more: a leaf of 512 narrow entries and
-	 * a header; a block with one page keeps it in its xarray slot.
+	 * Each block with two pages, not next to each other: a sparse leaf of
+	 * 16 bytes (a 4-byte header, 2 slots and 2 narrow entries); a block
+	 * with one page keeps it in its xarray slot.  No full leaf.
 	 */
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
 	KUNIT_EXPECT_GE(test, bytes, empty_bytes +
 			count_multi_blocks(addr, offsets, ARRAY_SIZE(offsets)) *
-			(HMM_MIRROR_LEAF_ENTRIES * sizeof(u32) + 24));
+			16);
 
 	kunit_info(test, "whole-mm mirror, %lu pages in %lu leaves: %zu bytes\n",
 		   m->nr_valid, leaves, bytes);
@@ -606,14 +623,15 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 
 	/*
 	 * The page at offsets[4] is alone in its block, which holds it without
-	 * a leaf: a second page there makes one.
+	 * a leaf: a second page there, not next to it (two pages next to each
+	 * other may be one extent), makes a sparse leaf of 16 bytes.
 	 */
 	a = addr + offsets[4];
-	a = a / SZ_2M == (a + PAGE_SIZE) / SZ_2M ? a + PAGE_SIZE : a - PAGE_SIZE;
+	a = a / SZ_2M == (a + 2 * PAGE_SIZE) / SZ_2M ? a + 2 * PAGE_SIZE :
+						      a - 2 * PAGE_SIZE;
 	bytes = hmm_mirror_metadata_bytes(m);
 	fault_ok(test, tm, a, 1, 0);
-	KUNIT_EXPECT_GE(test, hmm_mirror_metadata_bytes(m) - bytes,
-			HMM_MIRROR_LEAF_ENTRIES * sizeof(u32));
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m) - bytes, 16);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves,
 			count_blocks(addr, rest, ARRAY_SIZE(rest)));
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 5);
@@ -847,36 +865,47 @@ static void hmm_mirror_test_dirty(struct kunit *test)
 	}
 }
 
+/*
+ * Map @len of 2 MiB hugetlb pages from the VM's hugepages= pool, shared, in
+ * the test's mm; skip the test if there is no pool or no free page.
+ */
+static unsigned long test_mmap_huge(struct kunit *test, unsigned long len)
+{
+	struct file *file;
+	unsigned long addr;
+
+	file = filp_open("/dev/hugepages", O_TMPFILE | O_RDWR, 0600);
+	if (IS_ERR(file))
+		kunit_skip(test, "no hugetlbfs at /dev/hugepages (%ld)",
+			   PTR_ERR(file));
+	addr = kunit_vm_mmap(test, file, 0, len, PROT_READ | PROT_WRITE,
+			     MAP_SHARED, 0);
+	fput(file);
+	/*
+	 * A shared hugetlbfs mapping reserves its huge pages at mmap time
+	 * (hugetlb_reserve_pages()), which fails with -ENOMEM when the pool
+	 * has too few free unreserved pages: that alone is a lack of huge
+	 * pages.  Once mapped, the pages are reserved and faults must succeed.
+	 */
+	if (addr == (unsigned long)-ENOMEM)
+		kunit_skip(test, "no free huge page: the mmap reservation failed (-ENOMEM)");
+	KUNIT_ASSERT_TRUE_MSG(test, addr && !IS_ERR_VALUE(addr),
+			      "mmap of %lu bytes of huge pages: %ld", len,
+			      (long)addr);
+	KUNIT_ASSERT_TRUE(test, IS_ALIGNED(addr, SZ_2M));
+	return addr;
+}
+
 static void hmm_mirror_test_huge(struct kunit *test)
 {
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	struct file *file;
 	unsigned long addr;
 	struct page *page;
 	u64 e;
 	int ret;
 
-	/* a hugetlb mapping: 2 MiB pages from the VM's hugepages= pool */
-	file = filp_open("/dev/hugepages", O_TMPFILE | O_RDWR, 0600);
-	if (IS_ERR(file))
-		kunit_skip(test, "no hugetlbfs at /dev/hugepages (%ld)",
-			   PTR_ERR(file));
-	addr = kunit_vm_mmap(test, file, 0, SZ_2M, PROT_READ | PROT_WRITE,
-			     MAP_SHARED, 0);
-	fput(file);
-	/*
-	 * A shared hugetlbfs mapping reserves its huge page at mmap time
-	 * (hugetlb_reserve_pages()), which fails with -ENOMEM when the pool
-	 * has no free unreserved page: that alone is a lack of huge pages.
-	 * Once mapped, the page is reserved and the fault must succeed.
-	 */
-	if (addr == (unsigned long)-ENOMEM)
-		kunit_skip(test, "no free huge page: the mmap reservation failed (-ENOMEM)");
-	KUNIT_ASSERT_TRUE_MSG(test, addr && !IS_ERR_VALUE(addr),
-			      "mmap of a 2 MiB huge page: %ld", (long)addr);
-	KUNIT_ASSERT_TRUE(test, IS_ALIGNED(addr, SZ_2M));
-
+	addr = test_mmap_huge(test, SZ_2M);
 	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr, SZ_2M, 21,
 						  NULL));
 	ret = hmm_mirror_fault(m, addr + 5 * PAGE_SIZE, 100,
@@ -1184,7 +1213,9 @@ static void hmm_mirror_test_metadata_dense(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages / HMM_MIRROR_LEAF_ENTRIES);
 	bytes = hmm_mirror_metadata_bytes(m) - empty;
 	report_bytes(test, "explicit 32 MiB mirror, dense", bytes, pages);
-	KUNIT_EXPECT_GE(test, bytes, pages * sizeof(u32));
+	/* a leaf whose pages happen to be physically contiguous is an extent */
+	KUNIT_EXPECT_GE(test, bytes, count_full_leaves(m) *
+			HMM_MIRROR_LEAF_ENTRIES * sizeof(u32));
 	KUNIT_EXPECT_LE(test, bytes, pages * 8);
 
 	/* unaligned: one more leaf, and a taller xarray */
@@ -1212,7 +1243,7 @@ static void hmm_mirror_test_metadata_scattered(struct kunit *test)
 	size_t xa_path = BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node);
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	unsigned long len = 256 * SZ_1M, addr, a, pages;
+	unsigned long len = 256 * SZ_1M, addr, a, i, pages, blocks;
 	size_t bytes;
 
 	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
@@ -1239,13 +1270,140 @@ static void hmm_mirror_test_metadata_scattered(struct kunit *test)
 	report_bytes(test, "whole-mm mirror, 1 page per 2 MiB", bytes, pages);
 	KUNIT_EXPECT_LE(test, bytes, pages * xa_slot_share + xa_path);
 
-	/* 16 pages in each of those 2 MiB regions: a leaf each */
+	/*
+	 * 16 pages in each of those 2 MiB regions, every other page (pages
+	 * next to each other may be physically contiguous, an extent): a
+	 * sparse leaf each, 4 + 16 * 6 bytes rounded up by kmalloc().
+	 */
 	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += SZ_2M)
-		fault_ok(test, tm, a, 16 * PAGE_SIZE, 0);
+		for (i = 1; i < 16; i++)
+			fault_ok(test, tm, a + 2 * i * PAGE_SIZE, 1, 0);
+	blocks = pages;
 	pages *= 16;
 	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
 	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
 	report_bytes(test, "whole-mm mirror, 16 pages per 2 MiB", bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes, blocks * (kmalloc_size_roundup(4 + 16 * 6) +
+					      xa_slot_share) + xa_path);
+}
+
+static struct hmm_mirror_leaf *no_cut_leaf(struct hmm_mirror *mirror)
+{
+	return ERR_PTR(-ENOMEM);
+}
+
+/*
+ * A 2 MiB huge page mirrored whole with PAGE_SIZE entries is one extent: no
+ * leaf, its share of an xarray node (576 bytes for 64 slots): at most 16
+ * bytes per huge page once 36 of them share a node, here 40.  An unmap of
+ * its start shrinks it; one that cuts it in two splits it into a full leaf,
+ * or without memory for that clears it whole and calls ->invalidate() for
+ * the rest; a fault that adds write permission to part of one makes it a
+ * full leaf, and one over all of it an extent again.
+ */
+static void hmm_mirror_test_metadata_huge(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long huge = 40, len = huge * SZ_2M, hole, addr, i, n = 0;
+	size_t empty, bytes;
+	phys_addr_t phys;
+	bool same = true;
+	u64 e;
+
+	addr = test_mmap_huge(test, len);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init(test, tm, addr, len,
+						  PAGE_SHIFT, NULL));
+	empty = hmm_mirror_metadata_bytes(m);
+	fault_ok(test, tm, addr, len, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, len >> PAGE_SHIFT);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, huge);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
+	bytes = hmm_mirror_metadata_bytes(m) - empty;
+	kunit_info(test, "%lu 2 MiB huge pages, 4 KiB entries: %zu bytes, %zu.%02zu per huge page\n",
+		   huge, bytes, bytes / huge, (bytes % huge) * 100 / huge);
+	KUNIT_EXPECT_LE(test, bytes, huge * 16);
+	vm_munmap(addr + 2 * SZ_2M, len - 2 * SZ_2M);
+	len = 2 * SZ_2M;
+	KUNIT_EXPECT_EQ(test, m->nr_valid, len >> PAGE_SHIFT);
+
+	/* every entry maps its 4 KiB of the huge page, read-only */
+	hmm_mirror_lock(m);
+	phys = hmm_mirror_entry_phys(hmm_mirror_entry(m, addr));
+	for (i = 0; i < SZ_2M; i += PAGE_SIZE) {
+		e = hmm_mirror_entry(m, addr + i);
+		same &= hmm_mirror_entry_valid(e) &&
+			!hmm_mirror_entry_writable(e) &&
+			hmm_mirror_entry_phys(e) == phys + i &&
+			hmm_mirror_entry_dma(m, addr + i + 8, e) ==
+			(dma_addr_t)(phys + i + 8);
+	}
+	KUNIT_EXPECT_TRUE(test, same);
+	hmm_mirror_walk(m, addr, addr + len, count_entry, &n);
+	KUNIT_EXPECT_EQ(test, n, len >> PAGE_SHIFT);
+	n = 0;
+	hmm_mirror_walk(m, addr + PAGE_SIZE, addr + 3 * PAGE_SIZE,
+			count_entry, &n);
+	KUNIT_EXPECT_EQ(test, n, 2);
+
+	/* the first page of the second: what is left stays an extent */
+	tm->nr_invalidate = 0;
+	hmm_mirror_unmap(m, addr + SZ_2M, addr + SZ_2M + PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 2 * 512 - 1);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
+
+	/* a page out of its middle: split, into a full leaf */
+	hole = addr + SZ_2M + SZ_1M;
+	hmm_mirror_unmap(m, hole, hole + PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 2 * 512 - 2);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 1);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_valid(hmm_mirror_entry(m, hole)));
+	KUNIT_EXPECT_EQ(test, hmm_mirror_entry(m, hole + PAGE_SIZE),
+			hmm_mirror_entry(m, hole - PAGE_SIZE) +
+			2 * PAGE_SIZE);
+
+	/*
+	 * Without memory for the split, a page out of the middle of the first
+	 * clears all of it, the driver told of the rest first
+	 */
+	kunit_activate_static_stub(test, hmm_mirror_cut_leaf_alloc,
+				   no_cut_leaf);
+	hole = addr + SZ_1M;
+	hmm_mirror_unmap(m, hole, hole + PAGE_SIZE);
+	kunit_deactivate_static_stub(test, hmm_mirror_cut_leaf_alloc);
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 2);
+	KUNIT_EXPECT_EQ(test, tm->inv_start, hole + PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, tm->inv_end, addr + SZ_2M);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 512 - 2);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 1);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_valid(entry_of(tm, addr)));
+
+	/*
+	 * Faulted again, read-only: an extent.  Write permission on one page:
+	 * a full leaf; on all of them: an extent again.
+	 */
+	fault_ok(test, tm, addr, SZ_2M, 0);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 1);
+	fault_ok(test, tm, addr + 3 * PAGE_SIZE, 1, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 2);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(entry_of(tm, addr +
+								   3 * PAGE_SIZE)));
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_writable(entry_of(tm, addr +
+								    2 * PAGE_SIZE)));
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 2 * 512 - 2);
+	fault_ok(test, tm, addr, SZ_2M, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 1);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 2);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(entry_of(tm, addr +
+								   SZ_2M - PAGE_SIZE)));
+
+	vm_munmap(addr, len);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), empty);
 }
 
 /* No page frame fits a narrow entry: every leaf a fault adds to is widened */
@@ -1268,7 +1426,7 @@ static void check_widen(struct kunit *test, struct device *dev)
 	size_t narrow = kmalloc_size_roundup(HMM_MIRROR_LEAF_ENTRIES * sizeof(u32));
 	size_t wide = kmalloc_size_roundup(HMM_MIRROR_LEAF_ENTRIES * sizeof(u64));
 	dma_addr_t dma[4];
-	size_t bytes;
+	size_t bytes, extra = 0;
 	u64 entry[4];
 	unsigned int i;
 	unsigned long n = 0;
@@ -1278,6 +1436,15 @@ static void check_widen(struct kunit *test, struct device *dev)
 						  PAGE_SHIFT, dev));
 	fault_ok(test, tm, addr, 4 * PAGE_SIZE, HMM_MIRROR_FAULT_WRITE);
 	bytes = hmm_mirror_metadata_bytes(m);
+	/*
+	 * Without a device, four physically contiguous pages are an extent,
+	 * not a narrow leaf: then leaf 0 has no narrow array to trade and
+	 * gets a header of its own.
+	 */
+	if (!count_full_leaves(m)) {
+		bytes += narrow;
+		extra = 64;
+	}
 	hmm_mirror_lock(m);
 	for (i = 0; i < 4; i++) {
 		entry[i] = hmm_mirror_entry(m, addr + i * PAGE_SIZE);
@@ -1304,7 +1471,7 @@ static void check_widen(struct kunit *test, struct device *dev)
 	 */
 	bytes = hmm_mirror_metadata_bytes(m) - bytes;
 	KUNIT_EXPECT_GE(test, bytes, 2 * wide - narrow + (dev ? narrow : 0));
-	KUNIT_EXPECT_LE(test, bytes, 2 * wide - narrow + 64 +
+	KUNIT_EXPECT_LE(test, bytes, 2 * wide - narrow + 64 + extra +
 			sizeof(struct xa_node) + (dev ? narrow + 64 : 0));
 	hmm_mirror_lock(m);
 	for (i = 0; i < 4; i++) {
@@ -1408,6 +1575,7 @@ static struct kunit_case hmm_mirror_test_cases[] = {
 	KUNIT_CASE(hmm_mirror_test_dma_iommu_spare),
 	KUNIT_CASE(hmm_mirror_test_metadata_dense),
 	KUNIT_CASE(hmm_mirror_test_metadata_scattered),
+	KUNIT_CASE(hmm_mirror_test_metadata_huge),
 	KUNIT_CASE(hmm_mirror_test_widen),
 	KUNIT_CASE(hmm_mirror_test_widen_iommu),
 	KUNIT_CASE(hmm_mirror_test_mm_release),

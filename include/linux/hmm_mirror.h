@@ -114,10 +114,10 @@ enum hmm_mirror_dma_mode {
  * @start: first mirrored address (aligned to the mirror page size)
  * @end: end of the mirrored range (exclusive, aligned)
  * @page_shift: log2 of the mirror page size (PAGE_SHIFT, or more for huge pages)
- * @leaves: sparse table: index -> struct hmm_mirror_leaf, or a single entry
+ * @leaves: sparse table: index -> struct hmm_mirror_leaf, or an extent (a
+ *	run of entries kept in the slot)
  * @nr_valid: number of valid entries
- * @nr_leaves: number of slots in use in @leaves (leaves, and single entries
- *	kept in their slot)
+ * @nr_leaves: number of slots in use in @leaves (leaves and extents)
  * @spare_leaves: empty leaves kept, with their IOVA ranges, for later faults
  * @nr_spare_leaves: number of leaves in @spare_leaves
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
@@ -233,6 +233,8 @@ void hmm_mirror_read_counters(struct hmm_mirror *mirror,
 void hmm_mirror_fault_test_hook(struct hmm_mirror *mirror);
 /* KUnit replaces it to make faults widen leaves (static stub) */
 u64 hmm_mirror_narrow_pfn_limit(void);
+/* KUnit replaces it to make splitting an extent fail (static stub) */
+struct hmm_mirror_leaf *hmm_mirror_cut_leaf_alloc(struct hmm_mirror *mirror);
 #endif
 
 /**
