@@ -16,11 +16,13 @@
  *                      the same page warm, BLOCKS times; CPU minor faults
  *   inval SIZE         MADV_DONTNEED and munmap of a fully mirrored ODP range
  *                      against the same range with no MR
- *   meta SIZE SPAN PCT mirror bytes per mirrored page: an explicit MR of SIZE
+ *   meta SIZE SPAN PCT [THP]
+ *                      mirror bytes per mirrored page: an explicit MR of SIZE
  *                      fully faulted; an implicit MR with PCT % of the pages
  *                      of a SPAN mapping (MAP_NORESERVE) read at random (2 MiB
  *                      read faults), then written at random (4 KiB write
- *                      faults); an explicit MR of SIZE over THPs
+ *                      faults); an explicit MR of THP (default SIZE) over
+ *                      THPs
  *   fork               fork(), then COW of every 4 KiB page of a 2 MiB THP
  *                      that two ODP MRs mirror writable, against no MR
  *   copy               rxe's copy path inside the kernel (debugfs
@@ -802,6 +804,7 @@ static int bench_meta(struct rdma_ctx *r, int argc, char **argv)
 	size_t size = argc > 0 ? parse_size(argv[0]) : 64UL << 20;
 	size_t span = argc > 1 ? parse_size(argv[1]) : 64UL << 30;
 	double pct = argc > 2 ? atof(argv[2]) : 1.0;
+	size_t thp = argc > 3 ? parse_size(argv[3]) : size;
 	char stat[1024];
 	struct rdma_pair p;
 	struct ibv_mr *lmr, *mr;
@@ -838,7 +841,7 @@ static int bench_meta(struct rdma_ctx *r, int argc, char **argv)
 
 	if (meta_implicit(r, &p, lmr, span, pct, IBV_WR_RDMA_READ) ||
 	    meta_implicit(r, &p, lmr, span, pct, IBV_WR_RDMA_WRITE) ||
-	    meta_thp(r, &p, lmr, size))
+	    meta_thp(r, &p, lmr, thp))
 		return 1;
 	ibv_dereg_mr(lmr);
 	rdma_pair_destroy(&p);
@@ -1013,6 +1016,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: odp_bench [-d DEV] [-g GID] [-r ROUNDS] "
 		"reg SIZE... | implicit | cold SIZE | fault BLOCKS | inval SIZE | "
-		"meta SIZE SPAN PCT | fork | copy\n");
+		"meta SIZE SPAN PCT [THP] | fork | copy\n");
 	return 2;
 }

@@ -355,8 +355,8 @@ def fig5(res, rounds, binary):
             lambda v: v <= 1.3, [cmd], d)
 
 
-def fig6(res, binary, span, pct):
-    recs, errors, cmd = odp_bench(binary, 1, ["meta", "64M", span, pct], timeout=1200)
+def fig6(res, binary, span, pct, thp):
+    recs, errors, cmd = odp_bench(binary, 1, ["meta", "64M", span, pct, thp], timeout=1200)
     for e in errors:
         res.error(6, e)
     for kind, name in (("explicit", "mirror bytes/page, explicit 64 MiB"),
@@ -383,7 +383,7 @@ def fig6(res, binary, span, pct):
                  "touch_ms": r.get("touch_ns", 0) / 1e6},
                 fmt="%.2f")
     r = [x for x in recs if x.get("kind") == "thp"]
-    name = "mirror bytes per 2 MiB THP mapping, explicit 64 MiB"
+    name = "mirror bytes per 2 MiB THP mapping, explicit %s" % thp
     if not r or "odp_mirror_bytes" not in (r[0].get("mirror") or {}):
         res.unavailable(6, "meta_thp", name, "bytes/2 MiB", "<= 16",
                         "odp_bench gave no record with mirror statistics", [cmd])
@@ -637,6 +637,8 @@ def main():
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "1,2,3,4,5,6,7,8,9"))
     ap.add_argument("--meta-span", default=os.environ.get("BENCH_META_SPAN", "64G"))
     ap.add_argument("--meta-pct", default=os.environ.get("BENCH_META_PCT", "1"))
+    ap.add_argument("--meta-thp", default=os.environ.get("BENCH_META_THP", "1G"),
+                    help="size of the THP-backed MR of figure 6 (bytes per 2 MiB mapping)")
     a = ap.parse_args()
     if a.table:
         with open(a.table) as f:
@@ -655,7 +657,7 @@ def main():
              ("3", "cold first touch", lambda: fig3(res, a.big_rounds, binary)),
              ("4", "one cold fault", lambda: fig4(res, a.rounds, binary)),
              ("5", "invalidation", lambda: fig5(res, a.big_rounds, binary)),
-             ("6", "mirror metadata", lambda: fig6(res, binary, a.meta_span, a.meta_pct)),
+             ("6", "mirror metadata", lambda: fig6(res, binary, a.meta_span, a.meta_pct, a.meta_thp)),
              ("7", "fault storm", lambda: fig7(res, a.rounds)),
              ("8", "fork with a mirrored THP", lambda: fig8(res, a.rounds, binary)),
              ("9", "copy path in the kernel", lambda: fig9(res, a.rounds, binary))]
