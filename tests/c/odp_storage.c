@@ -35,6 +35,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -499,15 +500,39 @@ static void case_truncate(void)
 	sigaction(SIGBUS, &old, NULL);
 }
 
-/* Bytes allocated to a fresh sparse file after one CPU store at @off */
-static long long cpu_store_allocates(uint64_t off)
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+
+/*
+ * Dirty pages of @fd's page cache, from cachestat(2) (Linux 6.5; the
+ * structures are declared here for older uapi headers); -1 on error.
+ */
+static long long dirty_pages(int fd)
+{
+	struct { uint64_t off, len; } range = { 0, 0 };	/* to the end */
+	struct {
+		uint64_t nr_cache, nr_dirty, nr_writeback;
+		uint64_t nr_evicted, nr_recently_evicted;
+	} cs;
+
+	if (syscall(__NR_cachestat, fd, &range, &cs, 0))
+		return -1;
+	return (long long)cs.nr_dirty;
+}
+
+/*
+ * What one CPU store at @off does to a fresh sparse file: the bytes it
+ * allocates (*@bytes) and the pages it dirties (*@dirty), or -1.
+ */
+static void cpu_store(uint64_t off, long long *bytes, long long *dirty)
 {
 	const char *path = path_of("sparse-cpu");
 	struct stat st;
 	unsigned char *p;
-	long long bytes = -1;
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 
+	*bytes = *dirty = -1;
 	if (fd < 0 || ftruncate(fd, FILE_LEN))
 		goto out;
 	p = mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -515,41 +540,56 @@ static long long cpu_store_allocates(uint64_t off)
 		goto out;
 	p[off] = pat(61, off);
 	munmap(p, FILE_LEN);
+	*dirty = dirty_pages(fd);
 	if (!fsync(fd) && !fstat(fd, &st))
-		bytes = (long long)st.st_blocks * 512;
+		*bytes = (long long)st.st_blocks * 512;
 out:
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
-	return bytes;
 }
 
 /*
- * A 1-byte RDMA WRITE into a sparse file allocates what a CPU store to the
- * same byte allocates: one block on ext4; on xfs the page cache folio the
- * store dirties may be larger than a page (large folios), and on DAX the
- * fault may map, and so allocate, a whole 2 MiB extent (PMD fault).  The
- * device must not allocate more than that, e.g. the whole 2 MiB fault
- * block around the byte.
+ * A 1-byte RDMA WRITE into a sparse file allocates and dirties what a CPU
+ * store to the same byte does: one block and one page on ext4; on xfs the
+ * page cache folio the store dirties may be larger than a page (large
+ * folios), and on DAX the fault may map, and so allocate, a whole 2 MiB
+ * extent (PMD fault).  The device must not allocate or dirty more than
+ * that, e.g. the whole 2 MiB fault block around the byte.
  */
 static void case_sparse_one_byte(void)
 {
 	struct target t;
 	struct stat st;
 	uint64_t off = 3 * MiB + 5 * page_size + 17;
-	long long cpu = cpu_store_allocates(off);
+	long long cpu, cpu_dirty, dirty = -1;
 	bool ok;
 
-	tap_diag("a CPU store of 1 byte into a sparse file allocates %lld bytes (block size %ld)",
-	     cpu, (long)page_size);
-	ok = cpu > 0;
+	cpu_store(off, &cpu, &cpu_dirty);
+	tap_diag("a CPU store of 1 byte into a sparse file allocates %lld bytes (block size %ld) and dirties %lld pages",
+	     cpu, (long)page_size, cpu_dirty);
+	/*
+	 * The page cache tags what a store dirties; a DAX file has no page
+	 * cache to count (its dirty entries are not pages), so there only the
+	 * allocation is compared.
+	 */
+	ok = cpu > 0 && (dax ? cpu_dirty >= 0 : cpu_dirty > 0);
 	ok = ok && !target_create(&t, "sparse", FILE_LEN, 0) && !target_map(&t);
 	ok = ok && !fstat(t.fd, &st);
 	if (ok && st.st_blocks) {
 		tap_diag("the new sparse file has %lld blocks", (long long)st.st_blocks);
 		ok = false;
 	}
-	ok = ok && rdma_write(&t, 61, off, 1) && !fsync(t.fd) && !fstat(t.fd, &st);
+	ok = ok && rdma_write(&t, 61, off, 1);
+	if (ok && !dax) {
+		dirty = dirty_pages(t.fd);
+		if (dirty != cpu_dirty) {
+			tap_diag("after a 1-byte RDMA WRITE %lld pages of the file are dirty, a CPU store dirties %lld",
+			     dirty, cpu_dirty);
+			ok = false;
+		}
+	}
+	ok = ok && !fsync(t.fd) && !fstat(t.fd, &st);
 	ok = ok && on_disk(t.path, 61, off, 1, "the byte") &&
 	     on_disk(t.path, 0, 0, off, "zeros before") &&
 	     on_disk(t.path, 0, off + 1, FILE_LEN - off - 1, "zeros after");
@@ -558,7 +598,8 @@ static void case_sparse_one_byte(void)
 		     (long long)st.st_blocks * 512, cpu);
 		ok = false;
 	}
-	check(ok, "1-byte RDMA WRITE into a sparse file allocates what a CPU store does (one block or folio, not 2 MiB)");
+	check(ok, dax ? "1-byte RDMA WRITE into a sparse file allocates what a CPU store does (DAX: no page cache to dirty)" :
+		  "1-byte RDMA WRITE into a sparse file allocates and dirties what a CPU store does (one block or folio, not 2 MiB)");
 	target_close(&t);
 }
 
