@@ -1368,12 +1368,15 @@ static void hmm_mirror_test_metadata_huge(struct kunit *test)
 	 * Without memory for the split, a page out of the middle of the first
 	 * clears all of it, the driver told of the rest first
 	 */
+	hmm_mirror_unlock(m);
+	/* allocates: not under the mirror lock, which reclaim may take */
 	kunit_activate_static_stub(test, hmm_mirror_cut_leaf_alloc,
 				   no_cut_leaf);
 	hole = addr + SZ_1M;
+	hmm_mirror_lock(m);
 	hmm_mirror_unmap(m, hole, hole + PAGE_SIZE);
-	kunit_deactivate_static_stub(test, hmm_mirror_cut_leaf_alloc);
 	hmm_mirror_unlock(m);
+	kunit_deactivate_static_stub(test, hmm_mirror_cut_leaf_alloc);
 	KUNIT_EXPECT_EQ(test, tm->nr_invalidate, 2);
 	KUNIT_EXPECT_EQ(test, tm->inv_start, hole + PAGE_SIZE);
 	KUNIT_EXPECT_EQ(test, tm->inv_end, addr + SZ_2M);
