@@ -302,6 +302,15 @@ static u32 hmm_mirror_extent_narrow(struct hmm_mirror *mirror,
 	       hmm_mirror_narrow_step(mirror);
 }
 
+/* The entry of slot @slot of @ext, which must hold it */
+static u64 hmm_mirror_extent_entry(struct hmm_mirror *mirror,
+				   struct hmm_mirror_leaf *ext,
+				   unsigned int slot)
+{
+	return hmm_mirror_narrow_to_entry(hmm_mirror_extent_narrow(mirror, ext,
+								   slot));
+}
+
 /*
  * Clip the slots [*@slot, *@slot_end] to those @ext holds; false if none of
  * them is.
@@ -379,6 +388,19 @@ static unsigned int hmm_mirror_sparse_find(struct hmm_mirror_sparse *sp,
 	return lo;
 }
 
+/*
+ * The entries of @sp whose slots are in [@slot, @slot_end]: indices
+ * [return value, *@end)
+ */
+static unsigned int hmm_mirror_sparse_range(struct hmm_mirror_sparse *sp,
+					    unsigned int slot,
+					    unsigned int slot_end,
+					    unsigned int *end)
+{
+	*end = hmm_mirror_sparse_find(sp, slot_end + 1);
+	return hmm_mirror_sparse_find(sp, slot);
+}
+
 /* Entry @slot of what a table slot holds: a leaf of any kind or an extent */
 static u64 hmm_mirror_slot_entry(struct hmm_mirror *mirror,
 				 struct hmm_mirror_leaf *leaf,
@@ -398,8 +420,7 @@ static u64 hmm_mirror_slot_entry(struct hmm_mirror *mirror,
 	}
 	if (!hmm_mirror_extent_clip(leaf, &slot, &slot_end))
 		return 0;
-	return hmm_mirror_narrow_to_entry(hmm_mirror_extent_narrow(mirror,
-								   leaf, slot));
+	return hmm_mirror_extent_entry(mirror, leaf, slot);
 }
 
 /*
@@ -572,6 +593,17 @@ static void hmm_mirror_unmap_direct(struct hmm_mirror *mirror, u64 entry)
 }
 
 /*
+ * Give up the page of an entry kept outside a full leaf (an extent's or a
+ * sparse leaf's, never IOVA-mapped), with the mirror locked
+ */
+static void hmm_mirror_release_entry(struct hmm_mirror *mirror, u64 entry)
+{
+	if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
+		hmm_mirror_unmap_direct(mirror, entry);
+	hmm_mirror_dirty_page(mirror, entry);
+}
+
+/*
  * Unmap and clear the entries of extent @ext (slot @leaf_index) in [@slot,
  * @slot_end], with the mirror locked: what is left of it at either end
  * stays an extent.  Callers never cut one in the middle
@@ -593,13 +625,9 @@ static unsigned long hmm_mirror_extent_unmap(struct hmm_mirror *mirror,
 	if (WARN_ON_ONCE(slot > first && slot_end < last))
 		return 0;
 
-	for (s = slot; s <= slot_end; s++) {
-		u64 entry = hmm_mirror_slot_entry(mirror, ext, s);
-
-		if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
-			hmm_mirror_unmap_direct(mirror, entry);
-		hmm_mirror_dirty_page(mirror, entry);
-	}
+	for (s = slot; s <= slot_end; s++)
+		hmm_mirror_release_entry(mirror,
+					 hmm_mirror_extent_entry(mirror, ext, s));
 	if (slot == first && slot_end == last) {
 		xa_erase(&mirror->leaves, leaf_index);
 		mirror->nr_leaves--;
@@ -655,15 +683,13 @@ static unsigned long hmm_mirror_sparse_unmap(struct hmm_mirror *mirror,
 					     unsigned int slot_end)
 {
 	u32 *narrow = hmm_mirror_sparse_narrow(sp);
-	unsigned int first = hmm_mirror_sparse_find(sp, slot), end, n;
+	unsigned int end, first = hmm_mirror_sparse_range(sp, slot, slot_end,
+							    &end);
+	unsigned int i, n;
 
-	for (end = first; end < sp->nr && sp->slot[end] <= slot_end; end++) {
-		u64 entry = hmm_mirror_narrow_to_entry(narrow[end]);
-
-		if (mirror->dma_mode == HMM_MIRROR_DMA_DIRECT)
-			hmm_mirror_unmap_direct(mirror, entry);
-		hmm_mirror_dirty_page(mirror, entry);
-	}
+	for (i = first; i < end; i++)
+		hmm_mirror_release_entry(mirror,
+					 hmm_mirror_narrow_to_entry(narrow[i]));
 	n = end - first;
 	if (!n)
 		return 0;
@@ -689,9 +715,9 @@ static void hmm_mirror_leaf_fill(struct hmm_mirror *mirror,
 		for (slot = hmm_mirror_extent_slot(from);
 		     slot <= hmm_mirror_extent_last(from); slot++)
 			hmm_mirror_leaf_set_entry(leaf, slot,
-						  hmm_mirror_slot_entry(mirror,
-									from,
-									slot));
+						  hmm_mirror_extent_entry(mirror,
+									  from,
+									  slot));
 		leaf->nr_valid = hmm_mirror_extent_last(from) -
 				 hmm_mirror_extent_slot(from) + 1;
 		return;
@@ -900,10 +926,10 @@ static bool hmm_mirror_any_valid(struct hmm_mirror *mirror,
 			continue;
 		}
 		if (hmm_mirror_is_sparse(leaf)) {
-			struct hmm_mirror_sparse *sp = hmm_mirror_to_sparse(leaf);
-			unsigned int i = hmm_mirror_sparse_find(sp, slot);
+			unsigned int end;
 
-			if (i < sp->nr && sp->slot[i] <= slot_end)
+			if (hmm_mirror_sparse_range(hmm_mirror_to_sparse(leaf),
+						    slot, slot_end, &end) < end)
 				return true;
 			continue;
 		}
@@ -2083,7 +2109,7 @@ static void hmm_mirror_extent_set_dirty(struct hmm_mirror *mirror,
 		return;
 	}
 	for (; slot <= slot_end; slot++) {
-		entry = hmm_mirror_slot_entry(mirror, ext, slot);
+		entry = hmm_mirror_extent_entry(mirror, ext, slot);
 		folio_mark_dirty(page_folio(hmm_mirror_entry_page(entry)));
 	}
 }
@@ -2094,10 +2120,9 @@ static void hmm_mirror_sparse_set_dirty(struct hmm_mirror_sparse *sp,
 					unsigned int slot_end)
 {
 	u32 *narrow = hmm_mirror_sparse_narrow(sp);
-	unsigned int i;
+	unsigned int i, end;
 
-	for (i = hmm_mirror_sparse_find(sp, slot);
-	     i < sp->nr && sp->slot[i] <= slot_end; i++)
+	for (i = hmm_mirror_sparse_range(sp, slot, slot_end, &end); i < end; i++)
 		if (narrow[i] & HMM_MIRROR_ENTRY_WRITE)
 			narrow[i] |= HMM_MIRROR_ENTRY_DIRTY;
 }
@@ -2158,11 +2183,11 @@ static int hmm_mirror_sparse_walk(struct hmm_mirror *mirror,
 				  hmm_mirror_walk_fn fn, void *priv)
 {
 	u32 *narrow = hmm_mirror_sparse_narrow(sp);
-	unsigned int i;
+	unsigned int i, end;
 	int ret;
 
-	for (i = hmm_mirror_sparse_find(sp, slot);
-	     i < sp->nr && sp->slot[i] <= slot_end; i++) {
+	for (i = hmm_mirror_sparse_range(sp, slot, slot_end, &end); i < end;
+	     i++) {
 		u64 entry = hmm_mirror_narrow_to_entry(narrow[i]);
 
 		ret = fn(mirror, hmm_mirror_addr(mirror, leaf_index, sp->slot[i]),
