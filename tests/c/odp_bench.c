@@ -21,7 +21,8 @@
  *                      fully faulted; an implicit MR with PCT % of the pages
  *                      of a SPAN mapping (MAP_NORESERVE) read at random (2 MiB
  *                      read faults), then written at random (4 KiB write
- *                      faults); an explicit MR of THP (default SIZE) over
+ *                      faults), then one random page in each 2 MiB of SPAN
+ *                      written; an explicit MR of THP (default SIZE) over
  *                      THPs
  *   fork               fork(), then COW of every 4 KiB page of a 2 MiB THP
  *                      that two ODP MRs mirror writable, against no MR
@@ -702,17 +703,42 @@ static int bench_fork(struct rdma_ctx *r)
 
 /* ---- metadata ---- */
 
+/* Kinds of implicit-MR metadata runs */
+enum meta_touch {
+	META_READ,		/* PCT % of the pages, 8-byte RDMA READs */
+	META_WRITE,		/* PCT % of the pages, 8-byte RDMA WRITEs */
+	META_WRITE_BLOCK,	/* one page in each 2 MiB, 8-byte RDMA WRITEs */
+};
+
+/* The next page of SPAN to touch: the @n-th of the run */
+static size_t meta_page(enum meta_touch touch, size_t n, size_t npages)
+{
+	size_t per_block = BLOCK / PAGE;
+
+	if (touch == META_WRITE_BLOCK)
+		return n * per_block + (size_t)rand() % per_block;
+	return ((size_t)rand() << 31 ^ rand()) % npages;
+}
+
 /*
  * Implicit MR, PCT % of the pages of SPAN touched at random by an 8-byte
  * RDMA READ (which mirrors the whole 2 MiB block around it, read-only:
  * never-written anonymous memory maps the zero page, so SPAN needs no RAM)
  * or RDMA WRITE (whose fault maps only the page written: 4 KiB faults,
- * scattered pages; PCT % of SPAN of RAM).
+ * scattered pages; PCT % of SPAN of RAM), or one random page in each 2 MiB
+ * of SPAN written (the sparsest pattern: every page alone in its 2 MiB).
  */
 static int meta_implicit(struct rdma_ctx *r, struct rdma_pair *p,
-			 struct ibv_mr *lmr, size_t span, double pct, int opcode)
+			 struct ibv_mr *lmr, size_t span, double pct,
+			 enum meta_touch touch)
 {
-	const char *kind = opcode == IBV_WR_RDMA_READ ? "implicit" : "implicit_write";
+	static const char *const kinds[] = {
+		[META_READ] = "implicit",
+		[META_WRITE] = "implicit_write",
+		[META_WRITE_BLOCK] = "implicit_block",
+	};
+	int opcode = touch == META_READ ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
+	const char *kind = kinds[touch];
 	size_t npages = span / PAGE, ntouch = npages * pct / 100, i, n;
 	unsigned char *seen = calloc(npages / 8 + 1, 1);
 	void *local = (void *)(uintptr_t)lmr->addr;
@@ -728,9 +754,11 @@ static int meta_implicit(struct rdma_ctx *r, struct rdma_pair *p,
 		report_error("meta", "implicit MR");
 		return 1;
 	}
+	if (touch == META_WRITE_BLOCK)
+		ntouch = span / BLOCK;
 	t0 = now_ns();
 	for (n = 0; n < ntouch;) {
-		i = ((size_t)rand() << 31 ^ rand()) % npages;
+		i = meta_page(touch, n, npages);
 		if (seen[i / 8] & (1 << (i % 8)))
 			continue;
 		seen[i / 8] |= 1 << (i % 8);
@@ -839,8 +867,9 @@ static int bench_meta(struct rdma_ctx *r, int argc, char **argv)
 		return 0;
 	}
 
-	if (meta_implicit(r, &p, lmr, span, pct, IBV_WR_RDMA_READ) ||
-	    meta_implicit(r, &p, lmr, span, pct, IBV_WR_RDMA_WRITE) ||
+	if (meta_implicit(r, &p, lmr, span, pct, META_READ) ||
+	    meta_implicit(r, &p, lmr, span, pct, META_WRITE) ||
+	    meta_implicit(r, &p, lmr, span, pct, META_WRITE_BLOCK) ||
 	    meta_thp(r, &p, lmr, thp))
 		return 1;
 	ibv_dereg_mr(lmr);

@@ -361,7 +361,8 @@ def fig6(res, binary, span, pct, thp):
         res.error(6, e)
     for kind, name in (("explicit", "mirror bytes/page, explicit 64 MiB"),
                        ("implicit", "mirror bytes/page, implicit %s %s%% (2 MiB read faults)" % (span, pct)),
-                       ("implicit_write", "mirror bytes/page, implicit %s %s%% (4 KiB write faults)" % (span, pct))):
+                       ("implicit_write", "mirror bytes/page, implicit %s %s%% (4 KiB write faults)" % (span, pct)),
+                       ("implicit_block", "mirror bytes/page, implicit %s, 1 page per 2 MiB (4 KiB write faults)" % span)):
         r = [x for x in recs if x.get("kind") == kind]
         if not r:
             res.unavailable(6, "meta_" + kind, name, "bytes/page", "<= 8",
