@@ -3,8 +3,9 @@
  * Soft-RoCE on-demand paging: ODP memory regions on the HMM mirror.
  *
  * The translation table (MTT) of an ODP MR is mr->odp_mtt, an xarray of
- * blocks indexed by virtual address >> RXE_ODP_BLOCK_SHIFT: a block is the
- * array of the entries of the pages of one aligned 2 MiB of address space.
+ * blocks indexed by virtual address >> RXE_ODP_BLOCK_SHIFT, counted from
+ * the block of the MR's start: a block is the array of the entries of the
+ * pages of one aligned 2 MiB of address space.
  * An entry is a struct page pointer, tagged with RXE_ODP_WRITABLE when the
  * device may write the page, and RXE_ODP_WRITTEN once it has; 0 when the
  * page is not mapped.  A block exists while one of its entries is non-zero,
@@ -134,10 +135,34 @@ static inline unsigned long rxe_odp_entry_tag(unsigned long entry)
 	return entry & RXE_ODP_TAGS;
 }
 
-/* The index of the MTT block of page @index, and of the page in the block */
-static inline unsigned long rxe_odp_block_index(unsigned long index)
+/*
+ * The MTT is indexed from the aligned 2 MiB holding the start of the umem
+ * (its first ODP page), so that the xarray of an explicit MR is as shallow
+ * as its length allows: the block of an MR within one aligned 2 MiB sits in
+ * the xarray's head, and a look-up walks no node.  The page index of the
+ * first page of block 0:
+ */
+static inline unsigned long rxe_odp_mtt_base(struct rxe_mr *mr)
 {
-	return index >> (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT);
+	return ALIGN_DOWN(ib_umem_start(to_ib_umem_odp(mr->umem)),
+			  1UL << RXE_ODP_BLOCK_SHIFT) >> PAGE_SHIFT;
+}
+
+/*
+ * The index of the MTT block of page @index, and of the page in the block;
+ * @index is in the umem, hence not below the base.
+ */
+static inline unsigned long rxe_odp_block_index(struct rxe_mr *mr,
+						unsigned long index)
+{
+	return (index - rxe_odp_mtt_base(mr)) >> (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT);
+}
+
+/* The page index of the first page of MTT block @bi */
+static inline unsigned long rxe_odp_block_first(struct rxe_mr *mr,
+						unsigned long bi)
+{
+	return rxe_odp_mtt_base(mr) + (bi << (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT));
 }
 
 static inline unsigned int rxe_odp_block_slot(unsigned long index)
@@ -155,7 +180,7 @@ static inline unsigned long *rxe_odp_mtt_slot(struct rxe_mr *mr,
 {
 	struct rxe_odp_block *block;
 
-	block = xa_load(&mr->odp_mtt, rxe_odp_block_index(index));
+	block = xa_load(&mr->odp_mtt, rxe_odp_block_index(mr, index));
 	return block ? &block->entry[rxe_odp_block_slot(index)] : NULL;
 }
 
@@ -200,16 +225,15 @@ static void rxe_odp_dirty_add(struct rxe_odp_dirty_run *run,
 }
 
 /*
- * Zap the entries of slots [slot, slot_end] of @block, the MTT block of
- * index @bi, and report the written ones to @run; returns how many there
- * were.  The block is empty afterwards if the slots span it.
+ * Zap the entries of slots [slot, slot_end] of @block, the MTT block whose
+ * first page has index @base, and report the written ones to @run; returns
+ * how many there were.  The block is empty afterwards if the slots span it.
  */
 static unsigned long rxe_odp_zap_block(struct rxe_odp_block *block,
-				       unsigned long bi, unsigned int slot,
+				       unsigned long base, unsigned int slot,
 				       unsigned int slot_end,
 				       struct rxe_odp_dirty_run *run)
 {
-	unsigned long base = bi << (RXE_ODP_BLOCK_SHIFT - PAGE_SHIFT);
 	unsigned long zapped = 0;
 
 	for (; slot <= slot_end; slot++) {
@@ -231,7 +255,7 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 	struct rxe_odp_dirty_run run = { .umem_odp = umem_odp };
 	unsigned long first = start >> PAGE_SHIFT;
 	unsigned long last = (end - 1) >> PAGE_SHIFT;
-	XA_STATE(xas, &mr->odp_mtt, rxe_odp_block_index(first));
+	XA_STATE(xas, &mr->odp_mtt, rxe_odp_block_index(mr, first));
 	struct rxe_odp_block *block;
 	unsigned long zapped = 0;
 
@@ -247,17 +271,18 @@ static void rxe_odp_invalidate(struct ib_umem_odp *umem_odp,
 	 */
 	write_lock(&mr->odp_mtt_lock);
 	xas_lock(&xas);
-	xas_for_each(&xas, block, rxe_odp_block_index(last)) {
+	xas_for_each(&xas, block, rxe_odp_block_index(mr, last)) {
 		unsigned long bi = xas.xa_index;
 		unsigned int slot = 0, slot_end = RXE_ODP_BLOCK_PAGES - 1;
 		bool whole;
 
-		if (bi == rxe_odp_block_index(first))
+		if (bi == rxe_odp_block_index(mr, first))
 			slot = rxe_odp_block_slot(first);
-		if (bi == rxe_odp_block_index(last))
+		if (bi == rxe_odp_block_index(mr, last))
 			slot_end = rxe_odp_block_slot(last);
 		whole = !slot && slot_end == RXE_ODP_BLOCK_PAGES - 1;
-		zapped += rxe_odp_zap_block(block, bi, slot, slot_end, &run);
+		zapped += rxe_odp_zap_block(block, rxe_odp_block_first(mr, bi),
+					    slot, slot_end, &run);
 		if (whole || rxe_odp_block_empty(block)) {
 			xas_store(&xas, NULL);
 			kfree(block);
@@ -328,7 +353,7 @@ static struct rxe_odp_block *rxe_odp_block_get(struct rxe_mr *mr,
 static int rxe_odp_fill_one(struct rxe_odp_fill *fill, unsigned long index,
 			    unsigned long entry, gfp_t gfp)
 {
-	unsigned long bi = rxe_odp_block_index(index), *slot, cur, old;
+	unsigned long bi = rxe_odp_block_index(fill->mr, index), *slot, cur, old;
 
 	if (!fill->block || fill->bi != bi) {
 		struct rxe_odp_block *block = rxe_odp_block_get(fill->mr, bi, gfp);
@@ -402,7 +427,8 @@ static int rxe_odp_reserve(struct rxe_mr *mr, unsigned long start,
 	int err;
 
 	rxe_odp_slots(mr, start, end, &idx, &last);
-	for (bi = rxe_odp_block_index(idx); bi <= rxe_odp_block_index(last - 1); bi++) {
+	for (bi = rxe_odp_block_index(mr, idx);
+	     bi <= rxe_odp_block_index(mr, last - 1); bi++) {
 		if (xa_load(&mr->odp_mtt, bi))
 			continue;
 		block = kzalloc(sizeof(*block), RXE_ODP_GFP);
@@ -436,9 +462,9 @@ static void rxe_odp_release_unfilled(struct rxe_mr *mr, unsigned long start,
 	rxe_odp_slots(mr, start, end, &first, &last);
 	ib_umem_odp_lock(umem_odp);
 	write_lock(&mr->odp_mtt_lock);
-	xas_set(&xas, rxe_odp_block_index(first));
+	xas_set(&xas, rxe_odp_block_index(mr, first));
 	xas_lock(&xas);
-	xas_for_each(&xas, block, rxe_odp_block_index(last - 1)) {
+	xas_for_each(&xas, block, rxe_odp_block_index(mr, last - 1)) {
 		if (rxe_odp_block_empty(block)) {
 			xas_store(&xas, NULL);
 			kfree(block);
@@ -663,8 +689,8 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 		u8 *kaddr;
 
 		/* one look-up per 2 MiB block, not per page */
-		if (rxe_odp_block_index(index) != bi) {
-			bi = rxe_odp_block_index(index);
+		if (rxe_odp_block_index(mr, index) != bi) {
+			bi = rxe_odp_block_index(mr, index);
 			block = xa_load(&mr->odp_mtt, bi);
 		}
 		page = rxe_odp_slot_page(block ?
@@ -1040,8 +1066,7 @@ void rxe_odp_mr_cleanup(struct rxe_mr *mr)
 	ib_umem_odp_lock(umem_odp);
 	xa_for_each(&mr->odp_mtt, bi, block)
 		for (slot = 0; slot < RXE_ODP_BLOCK_PAGES; slot++)
-			rxe_odp_dirty_add(&run, (bi << (RXE_ODP_BLOCK_SHIFT -
-							PAGE_SHIFT)) + slot,
+			rxe_odp_dirty_add(&run, rxe_odp_block_first(mr, bi) + slot,
 					  block->entry[slot]);
 	rxe_odp_dirty_flush(&run);
 	ib_umem_odp_unmap_dma_pages(umem_odp, ib_umem_start(umem_odp),
