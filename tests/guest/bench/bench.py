@@ -74,9 +74,16 @@ class Results:
                 f["met"] = None
             elif judge == "spread":
                 # met only if every round meets it, NO only if none does;
-                # otherwise the spread hides the answer
-                f["met"] = True if ok(f["max"]) else (False if not ok(f["min"]) else None)
-                if f["met"] is None:
+                # otherwise the spread hides the answer.  Each round is
+                # judged: whether min or max is the worse end depends on
+                # the target (>= or <=).
+                f["round_met"] = [bool(ok(s)) for s in samples]
+                if all(f["round_met"]):
+                    f["met"] = True
+                elif not any(f["round_met"]):
+                    f["met"] = False
+                else:
+                    f["met"] = None
                     f["undecided"] = True
             else:
                 v = {"median": f["median"], "max": f["max"], "min": f["min"]}[judge]
