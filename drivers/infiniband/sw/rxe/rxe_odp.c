@@ -676,7 +676,6 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 {
 	bool to_mr = dir == RXE_TO_MR_OBJ;
 	struct rxe_odp_block *block = NULL;
-	unsigned long bi = ULONG_MAX;
 	unsigned int done = 0;
 
 	read_lock(&mr->odp_mtt_lock);
@@ -688,11 +687,13 @@ static unsigned int rxe_odp_copy_present(struct rxe_mr *mr, unsigned long va,
 		struct page *page;
 		u8 *kaddr;
 
-		/* one look-up per 2 MiB block, not per page */
-		if (rxe_odp_block_index(mr, index) != bi) {
-			bi = rxe_odp_block_index(mr, index);
-			block = xa_load(&mr->odp_mtt, bi);
-		}
+		/*
+		 * One look-up per 2 MiB block, not per page: the pages are
+		 * consecutive, so a new block starts at its slot 0.
+		 */
+		if (!done || !rxe_odp_block_slot(index))
+			block = xa_load(&mr->odp_mtt,
+					rxe_odp_block_index(mr, index));
 		page = rxe_odp_slot_page(block ?
 					 &block->entry[rxe_odp_block_slot(index)] :
 					 NULL, to_mr);
