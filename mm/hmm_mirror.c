@@ -89,19 +89,20 @@ struct hmm_mirror_leaf {
 /**
  * struct hmm_mirror_sparse - a leaf that holds only its valid entries
  * @kind: HMM_MIRROR_LEAF_SPARSE
- * @cap: number of entries it has room for
+ * @class: its size class (hmm_mirror_class_caps[@class] entries)
  * @nr: number of entries, all valid
- * @slot: the entries' slots, increasing; @cap of them, followed by their
- *	narrow entries (hmm_mirror_sparse_narrow())
+ * @slot: the entries' slots, increasing; room for as many as the class
+ *	holds, followed by their narrow entries (hmm_mirror_sparse_narrow())
  *
  * Scattered pages (an implicit mirror written 4 KiB at a time at random
  * addresses) leave leaves with a few valid entries: such a leaf is kept in
- * 6 bytes per entry instead of 2 KiB.  See hmm_mirror_leaf_compact().
+ * 6 bytes per entry instead of 2 KiB when its group has no room for them.
+ * See hmm_mirror_leaf_compact().
  */
 struct hmm_mirror_sparse {
 	u8 kind;
-	u8 cap;
-	u8 nr;
+	u8 class;
+	u16 nr;
 	u16 slot[];
 };
 
@@ -324,16 +325,108 @@ static bool hmm_mirror_extent_clip(struct hmm_mirror_leaf *ext,
 }
 
 /*
+ * Sparse leaves and groups keep 6 bytes per entry (a 16-bit position and a
+ * narrow entry) after a 4-byte header.  They are allocated in size classes
+ * four per doubling of the number of entries, from caches of their own, so
+ * that one wastes about a tenth of its memory on average instead of the
+ * third that kmalloc()'s power-of-two sizes would, and a power-of-two
+ * number of entries does not take twice its size.  The largest class is
+ * within 4 KiB.
+ */
+static const u16 hmm_mirror_class_caps[] = {
+	8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112,
+	128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 680,
+};
+
+#define HMM_MIRROR_CLASSES	ARRAY_SIZE(hmm_mirror_class_caps)
+
+static struct kmem_cache *hmm_mirror_class_cache[HMM_MIRROR_CLASSES];
+static char hmm_mirror_class_name[HMM_MIRROR_CLASSES][24];
+static DEFINE_MUTEX(hmm_mirror_class_lock);
+
+/* Bytes of a sparse leaf or a group with room for @cap entries */
+static size_t hmm_mirror_class_bytes(unsigned int cap)
+{
+	return ALIGN(sizeof(u32) + ALIGN(cap, 2) * sizeof(u16) +
+		     cap * sizeof(u32), sizeof(u64));
+}
+
+/* The smallest size class with room for @nr entries, or -1 */
+static int hmm_mirror_class_of(unsigned int nr)
+{
+	int c;
+
+	for (c = 0; c < HMM_MIRROR_CLASSES; c++)
+		if (hmm_mirror_class_caps[c] >= nr)
+			return c;
+	return -1;
+}
+
+/*
+ * Create the caches of the size classes, once, on the first
+ * hmm_mirror_init() of a mirror that may use them.  A class whose cache
+ * cannot be created is left to kmalloc().
+ */
+static void hmm_mirror_classes_init(void)
+{
+	static bool done;
+	unsigned int c;
+
+	mutex_lock(&hmm_mirror_class_lock);
+	for (c = 0; !done && c < HMM_MIRROR_CLASSES; c++) {
+		snprintf(hmm_mirror_class_name[c],
+			 sizeof(hmm_mirror_class_name[c]), "hmm_mirror-%u",
+			 hmm_mirror_class_caps[c]);
+		WRITE_ONCE(hmm_mirror_class_cache[c],
+			   kmem_cache_create(hmm_mirror_class_name[c],
+					     hmm_mirror_class_bytes(hmm_mirror_class_caps[c]),
+					     sizeof(u64), 0, NULL));
+	}
+	done = true;
+	mutex_unlock(&hmm_mirror_class_lock);
+}
+
+/* What an allocation of size class @c takes */
+static size_t hmm_mirror_class_size(int c)
+{
+	struct kmem_cache *cache = READ_ONCE(hmm_mirror_class_cache[c]);
+
+	if (cache)
+		return kmem_cache_size(cache);
+	return kmalloc_size_roundup(hmm_mirror_class_bytes(hmm_mirror_class_caps[c]));
+}
+
+/*
+ * Allocate size class @c without waiting (the mirror is locked), charged
+ * to the current memory cgroup (the fault's, the mirrored mm's); freed
+ * with kfree().
+ */
+static void *hmm_mirror_class_alloc(int c)
+{
+	gfp_t gfp = GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT;
+	struct kmem_cache *cache = READ_ONCE(hmm_mirror_class_cache[c]);
+
+	if (cache)
+		return kmem_cache_alloc(cache, gfp);
+	return kmalloc(hmm_mirror_class_bytes(hmm_mirror_class_caps[c]), gfp);
+}
+
+/*
  * Sparse leaves (struct hmm_mirror_sparse) are made by faults in mirrors
- * without IOVA ranges, for leaves whose valid entries fit in
- * HMM_MIRROR_SPARSE_MAX_BYTES
- * (hmm_mirror_leaf_compact()); a fault that adds to one turns it into a full
+ * without IOVA ranges, for leaves with at most HMM_MIRROR_SPARSE_MAX valid
+ * entries that their group has no room for (hmm_mirror_leaf_compact()); a
+ * fault that adds to one turns it into a full
  * leaf (hmm_mirror_get_leaf()) first, and invalidations shrink it in place.
  * The table marks their slots with HMM_MIRROR_SPARSE_MARK, so that a fault
  * can tell them from full leaves before it takes the lock, without looking
  * into a leaf that an invalidation may be freeing.
  */
-#define HMM_MIRROR_SPARSE_MAX_BYTES	1024
+/*
+ * Past this many entries the 2 KiB array of a full leaf (and its header)
+ * is smaller than 6 bytes an entry: such a leaf is kept whole, neither as
+ * a sparse leaf nor in its group.
+ */
+#define HMM_MIRROR_SPARSE_MAX	320
 #define HMM_MIRROR_SPARSE_MARK		XA_MARK_1
 
 static bool hmm_mirror_is_sparse(struct hmm_mirror_leaf *leaf)
@@ -352,23 +445,10 @@ static struct hmm_mirror_sparse *hmm_mirror_to_sparse(struct hmm_mirror_leaf *le
 	return (struct hmm_mirror_sparse *)leaf;
 }
 
-/* Bytes of a sparse leaf with room for @cap entries */
-static size_t hmm_mirror_sparse_bytes(unsigned int cap)
-{
-	return struct_size_t(struct hmm_mirror_sparse, slot, ALIGN(cap, 2)) +
-	       cap * sizeof(u32);
-}
-
-/* What the allocation of @sp takes */
-static size_t hmm_mirror_sparse_size(struct hmm_mirror_sparse *sp)
-{
-	return kmalloc_size_roundup(hmm_mirror_sparse_bytes(sp->cap));
-}
-
 /* The narrow entries of @sp, after its slots */
 static u32 *hmm_mirror_sparse_narrow(struct hmm_mirror_sparse *sp)
 {
-	return (u32 *)&sp->slot[ALIGN(sp->cap, 2)];
+	return (u32 *)&sp->slot[ALIGN(hmm_mirror_class_caps[sp->class], 2)];
 }
 
 /* Index of the first entry of @sp whose slot is @slot or more */
@@ -730,6 +810,321 @@ static void hmm_mirror_leaf_fill(struct hmm_mirror *mirror,
 	leaf->nr_valid = sp->nr;
 }
 
+/* -------------------------------------------------------------------------
+ * Groups
+ *
+ * Pages scattered a few to a leaf, or one to a leaf, would each cost a
+ * slot of the table (9 bytes of a 576-byte xarray node of 64 slots) and,
+ * for a sparse leaf, a header and kmalloc()'s rounding on top of their 6
+ * bytes.  A group keeps the entries of the leaves of an aligned
+ * HMM_MIRROR_GROUP_LEAVES of them together, in a second xarray
+ * (@mirror->groups, one slot per group): the position of each entry in the
+ * group (16 bits, increasing) and its narrow entry, allocated from caches
+ * four sizes per doubling apart, so that a group wastes about a tenth of
+ * its memory instead of a third.  A leaf whose entries are in its group has
+ * no slot in @mirror->leaves, and a leaf with a slot there has none of its
+ * entries in its group.
+ *
+ * Faults move a leaf's entries into its group when the leaf is compacted
+ * and it is not one run of several pages (hmm_mirror_leaf_compact()), and
+ * take them out again into a full leaf when they add to it
+ * (hmm_mirror_get_leaf()).  Invalidations remove entries in place.  Only
+ * mirrors without IOVA ranges have groups, as they have sparse leaves.
+ */
+#define HMM_MIRROR_GROUP_SHIFT		6
+#define HMM_MIRROR_GROUP_LEAVES		BIT(HMM_MIRROR_GROUP_SHIFT)
+/* Positions in a group: mirror page index bits below this */
+#define HMM_MIRROR_GROUP_POS_SHIFT	(HMM_MIRROR_GROUP_SHIFT + HMM_MIRROR_LEAF_SHIFT)
+#define HMM_MIRROR_GROUP_POS_MASK	(BIT(HMM_MIRROR_GROUP_POS_SHIFT) - 1)
+static_assert(HMM_MIRROR_GROUP_POS_SHIFT <= 16);
+
+/**
+ * struct hmm_mirror_group - the scattered entries of neighbouring leaves
+ * @class: its size class (hmm_mirror_class_caps[@class] entries)
+ * @nr: number of entries, all valid
+ * @pos: the entries' positions in the group (the low
+ *	HMM_MIRROR_GROUP_POS_SHIFT bits of their mirror page index),
+ *	increasing; room for as many as the class holds, followed by their
+ *	narrow entries (hmm_mirror_group_narrow())
+ */
+struct hmm_mirror_group {
+	u8 class;
+	u16 nr;
+	u16 pos[];
+};
+
+/*
+ * An empty group with room for @nr entries; NULL if @nr is more than the
+ * largest class holds or no memory comes without waiting.
+ */
+static struct hmm_mirror_group *hmm_mirror_group_alloc(unsigned int nr)
+{
+	int class = hmm_mirror_class_of(nr);
+	struct hmm_mirror_group *g;
+
+	if (class < 0)
+		return NULL;
+	g = hmm_mirror_class_alloc(class);
+	if (!g)
+		return NULL;
+	g->class = class;
+	g->nr = 0;
+	return g;
+}
+
+static u32 *hmm_mirror_group_narrow(struct hmm_mirror_group *g)
+{
+	return (u32 *)&g->pos[ALIGN(hmm_mirror_class_caps[g->class], 2)];
+}
+
+/* Position of entry @slot of leaf @leaf_index in its group */
+static unsigned int hmm_mirror_group_pos(unsigned long leaf_index,
+					 unsigned int slot)
+{
+	return (leaf_index & (HMM_MIRROR_GROUP_LEAVES - 1)) <<
+	       HMM_MIRROR_LEAF_SHIFT | slot;
+}
+
+/* Index of the first entry of @g whose position is @pos or more */
+static unsigned int hmm_mirror_group_find(struct hmm_mirror_group *g,
+					  unsigned int pos)
+{
+	unsigned int lo = 0, hi = g->nr;
+
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+
+		if (g->pos[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The entries of group @gi (@g) for mirror pages [@first, @last]: indices
+ * [return value, *@end)
+ */
+static unsigned int hmm_mirror_group_range(struct hmm_mirror_group *g,
+					   unsigned long gi,
+					   unsigned long first,
+					   unsigned long last,
+					   unsigned int *end)
+{
+	unsigned long start = gi << HMM_MIRROR_GROUP_POS_SHIFT;
+
+	*end = hmm_mirror_group_find(g, min(last - start,
+					    HMM_MIRROR_GROUP_POS_MASK) + 1);
+	return hmm_mirror_group_find(g, first > start ? first - start : 0);
+}
+
+/* Each group that may hold entries of mirror pages [@first, @last] */
+#define hmm_mirror_for_each_group(mirror, first, last, gi, g)		\
+	xa_for_each_range(&(mirror)->groups, gi, g,			\
+			  (first) >> HMM_MIRROR_GROUP_POS_SHIFT,		\
+			  (last) >> HMM_MIRROR_GROUP_POS_SHIFT)
+
+/* The entry of mirror page @index if its group holds it, else 0 */
+static u64 hmm_mirror_group_entry(struct hmm_mirror *mirror,
+				  unsigned long index)
+{
+	struct hmm_mirror_group *g;
+	unsigned int i, pos = index & HMM_MIRROR_GROUP_POS_MASK;
+
+	g = xa_load(&mirror->groups, index >> HMM_MIRROR_GROUP_POS_SHIFT);
+	if (!g)
+		return 0;
+	i = hmm_mirror_group_find(g, pos);
+	if (i == g->nr || g->pos[i] != pos)
+		return 0;
+	return hmm_mirror_narrow_to_entry(hmm_mirror_group_narrow(g)[i]);
+}
+
+/* How many leaves lose their last entry when entries [@b, @e) of @g go */
+static unsigned int hmm_mirror_group_leaves_gone(struct hmm_mirror_group *g,
+						 unsigned int b,
+						 unsigned int e)
+{
+	unsigned int shift = HMM_MIRROR_LEAF_SHIFT, n = 0, i;
+	unsigned int first = g->pos[b] >> shift, last = g->pos[e - 1] >> shift;
+	bool first_stays = b > 0 && g->pos[b - 1] >> shift == first;
+	bool last_stays = e < g->nr && g->pos[e] >> shift == last;
+
+	for (i = b; i < e; i++)
+		if (i == b || g->pos[i] >> shift != g->pos[i - 1] >> shift)
+			n++;
+	if (first == last)
+		return n - (first_stays || last_stays);
+	return n - first_stays - last_stays;
+}
+
+/*
+ * Remove entries [@b, @e) of group @gi (@g), with the mirror locked; free
+ * the group if that empties it.  Allocates nothing.
+ */
+static void hmm_mirror_group_cut(struct hmm_mirror *mirror, unsigned long gi,
+				 struct hmm_mirror_group *g, unsigned int b,
+				 unsigned int e)
+{
+	u32 *narrow = hmm_mirror_group_narrow(g);
+
+	memmove(&g->pos[b], &g->pos[e], (g->nr - e) * sizeof(*g->pos));
+	memmove(&narrow[b], &narrow[e], (g->nr - e) * sizeof(*narrow));
+	g->nr -= e - b;
+	if (g->nr)
+		return;
+	xa_erase(&mirror->groups, gi);
+	kfree(g);
+}
+
+/*
+ * Move the entries of leaf @leaf_index that its group holds into empty full
+ * leaf @leaf, with the mirror locked.  Return how many there were; the
+ * leaf stays counted in @mirror->nr_leaves if any.  Allocates nothing.
+ */
+static unsigned int hmm_mirror_group_take(struct hmm_mirror *mirror,
+					  unsigned long leaf_index,
+					  struct hmm_mirror_leaf *leaf)
+{
+	unsigned long gi = leaf_index >> HMM_MIRROR_GROUP_SHIFT;
+	unsigned long first = leaf_index << HMM_MIRROR_LEAF_SHIFT;
+	struct hmm_mirror_group *g = xa_load(&mirror->groups, gi);
+	unsigned int b, e, i;
+	u32 *narrow;
+
+	if (!g)
+		return 0;
+	b = hmm_mirror_group_range(g, gi, first, first + HMM_MIRROR_LEAF_MASK,
+				   &e);
+	narrow = hmm_mirror_group_narrow(g);
+	for (i = b; i < e; i++)
+		hmm_mirror_leaf_set_entry(leaf, g->pos[i] & HMM_MIRROR_LEAF_MASK,
+					  hmm_mirror_narrow_to_entry(narrow[i]));
+	leaf->nr_valid = e - b;
+	if (e > b)
+		hmm_mirror_group_cut(mirror, gi, g, b, e);
+	return e - b;
+}
+
+/*
+ * Move the valid entries of narrow leaf @leaf (slot @leaf_index) into its
+ * group and give up the leaf's slot, with the mirror locked.  The group is
+ * reallocated to its new size without waiting; false (the leaf stays as it
+ * is) if it would outgrow the largest group or no memory comes.
+ */
+static bool hmm_mirror_group_put(struct hmm_mirror *mirror,
+				 unsigned long leaf_index,
+				 struct hmm_mirror_leaf *leaf)
+{
+	unsigned long gi = leaf_index >> HMM_MIRROR_GROUP_SHIFT;
+	struct hmm_mirror_group *old = xa_load(&mirror->groups, gi), *g;
+	unsigned int at = 0, old_nr = old ? old->nr : 0, slot, n;
+	u32 *entries = leaf->entries, *narrow, *old_narrow;
+
+	if (leaf->nr_valid > HMM_MIRROR_SPARSE_MAX)
+		return false;
+	g = hmm_mirror_group_alloc(old_nr + leaf->nr_valid);
+	if (!g)
+		return false;
+	narrow = hmm_mirror_group_narrow(g);
+	/* the old entries before the leaf's, the leaf's, the old ones after */
+	if (old) {
+		old_narrow = hmm_mirror_group_narrow(old);
+		at = hmm_mirror_group_find(old,
+					   hmm_mirror_group_pos(leaf_index, 0));
+		memcpy(g->pos, old->pos, at * sizeof(*g->pos));
+		memcpy(narrow, old_narrow, at * sizeof(*narrow));
+	}
+	n = at;
+	for (slot = 0; n < at + leaf->nr_valid; slot++) {
+		if (!(entries[slot] & HMM_MIRROR_ENTRY_VALID))
+			continue;
+		g->pos[n] = hmm_mirror_group_pos(leaf_index, slot);
+		narrow[n++] = entries[slot];
+	}
+	if (old) {
+		memcpy(&g->pos[n], &old->pos[at], (old_nr - at) * sizeof(*g->pos));
+		memcpy(&narrow[n], &old_narrow[at],
+		       (old_nr - at) * sizeof(*narrow));
+	}
+	g->nr = old_nr + leaf->nr_valid;
+
+	/* Allocates a node (without waiting) only for a new group */
+	if (xa_is_err(xa_store(&mirror->groups, gi, g,
+			       GFP_NOWAIT | __GFP_NOWARN))) {
+		kfree(g);
+		return false;
+	}
+	kfree(old);
+	xa_erase(&mirror->leaves, leaf_index);
+	memset(entries, 0, hmm_mirror_leaf_bytes(false));
+	leaf->nr_valid = 0;
+	return true;
+}
+
+/*
+ * Unmap and clear the entries that groups hold of mirror pages [@first,
+ * @last], with the mirror locked.  Return the number cleared.
+ */
+static unsigned long hmm_mirror_groups_unmap(struct hmm_mirror *mirror,
+					     unsigned long first,
+					     unsigned long last)
+{
+	struct hmm_mirror_group *g;
+	unsigned long gi, cleared = 0;
+	unsigned int b, e, i;
+	u32 *narrow;
+
+	hmm_mirror_for_each_group(mirror, first, last, gi, g) {
+		b = hmm_mirror_group_range(g, gi, first, last, &e);
+		if (b == e)
+			continue;
+		narrow = hmm_mirror_group_narrow(g);
+		for (i = b; i < e; i++)
+			hmm_mirror_release_entry(mirror,
+						 hmm_mirror_narrow_to_entry(narrow[i]));
+		mirror->nr_leaves -= hmm_mirror_group_leaves_gone(g, b, e);
+		mirror->nr_valid -= e - b;
+		cleared += e - b;
+		hmm_mirror_group_cut(mirror, gi, g, b, e);
+	}
+	return cleared;
+}
+
+/* Does a group hold an entry of mirror pages [@first, @last]? */
+static bool hmm_mirror_groups_any(struct hmm_mirror *mirror,
+				  unsigned long first, unsigned long last)
+{
+	struct hmm_mirror_group *g;
+	unsigned long gi;
+	unsigned int e;
+
+	hmm_mirror_for_each_group(mirror, first, last, gi, g)
+		if (hmm_mirror_group_range(g, gi, first, last, &e) < e)
+			return true;
+	return false;
+}
+
+/* hmm_mirror_set_dirty() on the grouped entries of [@first, @last] */
+static void hmm_mirror_groups_set_dirty(struct hmm_mirror *mirror,
+					unsigned long first,
+					unsigned long last)
+{
+	struct hmm_mirror_group *g;
+	unsigned int i, e;
+	unsigned long gi;
+	u32 *narrow;
+
+	hmm_mirror_for_each_group(mirror, first, last, gi, g) {
+		narrow = hmm_mirror_group_narrow(g);
+		for (i = hmm_mirror_group_range(g, gi, first, last, &e); i < e;
+		     i++)
+			if (narrow[i] & HMM_MIRROR_ENTRY_WRITE)
+				narrow[i] |= HMM_MIRROR_ENTRY_DIRTY;
+	}
+}
+
 /*
  * Allocate the full leaf that an extent cut in two becomes, without waiting
  * for memory.  KUnit replaces it with kunit_activate_static_stub() to make
@@ -891,6 +1286,7 @@ static unsigned long hmm_mirror_unmap_locked(struct hmm_mirror *mirror,
 			freelist = leaf;
 		}
 	}
+	cleared += hmm_mirror_groups_unmap(mirror, first, last);
 
 	/* One IOTLB flush for every run of every leaf */
 	if (unlinked) {
@@ -942,7 +1338,7 @@ static bool hmm_mirror_any_valid(struct hmm_mirror *mirror,
 									 slot)))
 				return true;
 	}
-	return false;
+	return hmm_mirror_groups_any(mirror, first, last);
 }
 
 static bool hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
@@ -1132,8 +1528,8 @@ static void hmm_mirror_pool_release(struct hmm_mirror *mirror,
 /*
  * Find or insert the leaf @leaf_index, with the mirror locked: a new leaf is
  * @wide if the fault asked for it (hmm_mirror_prepare() allocated it then).
- * An extent or a sparse leaf there becomes a full leaf with the same
- * entries.
+ * An extent or a sparse leaf there, or entries of the leaf in its group,
+ * become a full leaf with the same entries.
  */
 static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 						   unsigned long leaf_index,
@@ -1168,7 +1564,9 @@ static struct hmm_mirror_leaf *hmm_mirror_get_leaf(struct hmm_mirror *mirror,
 		leaf->next = NULL;
 	}
 	if (!old) {
-		mirror->nr_leaves++;
+		/* A leaf whose entries its group held is counted already */
+		if (!hmm_mirror_group_take(mirror, leaf_index, leaf))
+			mirror->nr_leaves++;
 		return leaf;
 	}
 	/* Replaced present entries: the table slot is still counted */
@@ -1204,26 +1602,23 @@ static int hmm_mirror_leaf_run(struct hmm_mirror *mirror,
 
 /*
  * A sparse leaf holding the valid entries of narrow leaf @leaf, which are
- * cleared; NULL if they do not fit in HMM_MIRROR_SPARSE_MAX_BYTES or no
- * memory comes without waiting (the mirror is locked: the full leaf stays).
+ * cleared; NULL if there are more than HMM_MIRROR_SPARSE_MAX or no memory
+ * comes without waiting (the mirror is locked: the full leaf stays).
  */
 static struct hmm_mirror_sparse *hmm_mirror_sparse_from(struct hmm_mirror_leaf *leaf)
 {
-	size_t bytes = kmalloc_size_roundup(hmm_mirror_sparse_bytes(leaf->nr_valid));
+	int class = hmm_mirror_class_of(leaf->nr_valid);
 	u32 *entries = leaf->entries, *narrow;
 	struct hmm_mirror_sparse *sp;
-	unsigned int cap, slot;
+	unsigned int slot;
 
-	if (bytes > HMM_MIRROR_SPARSE_MAX_BYTES)
+	if (leaf->nr_valid > HMM_MIRROR_SPARSE_MAX)
 		return NULL;
-	sp = kmalloc(bytes, GFP_NOWAIT | __GFP_NOWARN | __GFP_ACCOUNT);
+	sp = hmm_mirror_class_alloc(class);
 	if (!sp)
 		return NULL;
-	/* all the room the allocation has */
-	for (cap = leaf->nr_valid; hmm_mirror_sparse_bytes(cap + 1) <= bytes;)
-		cap++;
 	sp->kind = HMM_MIRROR_LEAF_SPARSE;
-	sp->cap = cap;
+	sp->class = class;
 	sp->nr = 0;
 	narrow = hmm_mirror_sparse_narrow(sp);
 	for (slot = 0; sp->nr < leaf->nr_valid; slot++) {
@@ -1237,41 +1632,59 @@ static struct hmm_mirror_sparse *hmm_mirror_sparse_from(struct hmm_mirror_leaf *
 	return sp;
 }
 
+/* Store the valid entries of @leaf, one run from @slot, as an extent */
+static void hmm_mirror_leaf_to_extent(struct hmm_mirror *mirror,
+				      unsigned long leaf_index,
+				      struct hmm_mirror_leaf *leaf, int slot)
+{
+	/* Replaces a present entry: allocates nothing */
+	xa_store(&mirror->leaves, leaf_index,
+		 hmm_mirror_extent_make(slot, leaf->nr_valid,
+					((u32 *)leaf->entries)[slot]),
+		 GFP_NOWAIT | __GFP_NOWARN);
+	memset((u32 *)leaf->entries + slot, 0, leaf->nr_valid * sizeof(u32));
+	leaf->nr_valid = 0;
+}
+
+/* Store the valid entries of @leaf as a sparse leaf; false if they cannot */
+static bool hmm_mirror_leaf_to_sparse(struct hmm_mirror *mirror,
+				      unsigned long leaf_index,
+				      struct hmm_mirror_leaf *leaf)
+{
+	struct hmm_mirror_sparse *sp = hmm_mirror_sparse_from(leaf);
+
+	if (!sp)
+		return false;
+	xa_store(&mirror->leaves, leaf_index, sp, GFP_NOWAIT | __GFP_NOWARN);
+	xa_set_mark(&mirror->leaves, leaf_index, HMM_MIRROR_SPARSE_MARK);
+	return true;
+}
+
 /*
  * Keep a narrow leaf in less memory if it can be, with the mirror locked:
- * as an extent if its valid entries form one run (see HMM_MIRROR_EXTENTS),
- * else as a sparse leaf if they are few.  The leaf goes back to the fault's
- * pool, which frees what the fault did not use.
+ * as an extent if its valid entries form one run of several pages (see
+ * HMM_MIRROR_EXTENTS), else in its group if that has room, else as an
+ * extent of its one page or as a sparse leaf if they are few.  The leaf
+ * goes back to the fault's pool, which frees what the fault did not use.
  */
 static void hmm_mirror_leaf_compact(struct hmm_mirror *mirror,
 				    unsigned long leaf_index,
 				    struct hmm_mirror_leaf *leaf,
 				    struct hmm_mirror_pool *pool)
 {
-	struct hmm_mirror_sparse *sp;
 	int slot;
 
 	if (!leaf->nr_valid || leaf->wide ||
 	    mirror->dma_mode == HMM_MIRROR_DMA_IOVA)
 		return;
 	slot = HMM_MIRROR_EXTENTS ? hmm_mirror_leaf_run(mirror, leaf) : -1;
-	if (slot >= 0) {
-		/* Replaces a present entry: allocates nothing */
-		xa_store(&mirror->leaves, leaf_index,
-			 hmm_mirror_extent_make(slot, leaf->nr_valid,
-						((u32 *)leaf->entries)[slot]),
-			 GFP_NOWAIT | __GFP_NOWARN);
-		memset((u32 *)leaf->entries + slot, 0,
-		       leaf->nr_valid * sizeof(u32));
-		leaf->nr_valid = 0;
-	} else {
-		sp = hmm_mirror_sparse_from(leaf);
-		if (!sp)
+	if (slot >= 0 && leaf->nr_valid > 1) {
+		hmm_mirror_leaf_to_extent(mirror, leaf_index, leaf, slot);
+	} else if (!hmm_mirror_group_put(mirror, leaf_index, leaf)) {
+		if (slot >= 0)
+			hmm_mirror_leaf_to_extent(mirror, leaf_index, leaf, slot);
+		else if (!hmm_mirror_leaf_to_sparse(mirror, leaf_index, leaf))
 			return;
-		xa_store(&mirror->leaves, leaf_index, sp,
-			 GFP_NOWAIT | __GFP_NOWARN);
-		xa_set_mark(&mirror->leaves, leaf_index,
-			    HMM_MIRROR_SPARSE_MARK);
 	}
 	leaf->next = pool->head;
 	pool->head = leaf;
@@ -1844,6 +2257,9 @@ int hmm_mirror_init(struct hmm_mirror *mirror, struct mm_struct *mm,
 	mutex_init(&mirror->lock);
 	/* charged to the memory cgroup of the faulting context */
 	xa_init_flags(&mirror->leaves, XA_FLAGS_ACCOUNT);
+	xa_init_flags(&mirror->groups, XA_FLAGS_ACCOUNT);
+	if (mirror->dma_mode != HMM_MIRROR_DMA_IOVA)
+		hmm_mirror_classes_init();
 
 	/*
 	 * The lock is taken by invalidations, which reclaim can run: teach
@@ -1915,8 +2331,10 @@ void hmm_mirror_destroy(struct hmm_mirror *mirror)
 
 	mmu_interval_notifier_remove(&mirror->notifier);
 
-	WARN_ON(mirror->nr_valid || mirror->nr_leaves);
+	WARN_ON(mirror->nr_valid || mirror->nr_leaves ||
+		!xa_empty(&mirror->groups));
 	xa_destroy(&mirror->leaves);
+	xa_destroy(&mirror->groups);
 	mutex_destroy(&mirror->lock);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_destroy);
@@ -1984,8 +2402,9 @@ u64 hmm_mirror_entry(struct hmm_mirror *mirror, unsigned long addr)
 		return 0;
 	index = hmm_mirror_index(mirror, addr);
 	leaf = xa_load(&mirror->leaves, index >> HMM_MIRROR_LEAF_SHIFT);
-	return leaf ? hmm_mirror_slot_entry(mirror, leaf,
-					    index & HMM_MIRROR_LEAF_MASK) : 0;
+	if (!leaf)
+		return hmm_mirror_group_entry(mirror, index);
+	return hmm_mirror_slot_entry(mirror, leaf, index & HMM_MIRROR_LEAF_MASK);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_entry);
 
@@ -2172,6 +2591,7 @@ void hmm_mirror_set_dirty(struct hmm_mirror *mirror, unsigned long start,
 		}
 		hmm_mirror_leaf_set_dirty(leaf, slot, slot_end);
 	}
+	hmm_mirror_groups_set_dirty(mirror, first, last);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_set_dirty);
 
@@ -2199,6 +2619,37 @@ static int hmm_mirror_sparse_walk(struct hmm_mirror *mirror,
 	return 0;
 }
 
+/* hmm_mirror_walk() over the grouped entries of mirror pages [@first, @last] */
+static int hmm_mirror_groups_walk(struct hmm_mirror *mirror,
+				  unsigned long first, unsigned long last,
+				  hmm_mirror_walk_fn fn, void *priv)
+{
+	struct hmm_mirror_group *g;
+	unsigned long gi, index;
+	unsigned int i, e;
+	u64 entry;
+	int ret;
+
+	if (first > last)
+		return 0;
+	hmm_mirror_for_each_group(mirror, first, last, gi, g) {
+		for (i = hmm_mirror_group_range(g, gi, first, last, &e); i < e;
+		     i++) {
+			index = gi << HMM_MIRROR_GROUP_POS_SHIFT | g->pos[i];
+			entry = hmm_mirror_narrow_to_entry(hmm_mirror_group_narrow(g)[i]);
+			ret = fn(mirror,
+				 hmm_mirror_addr(mirror,
+						 index >> HMM_MIRROR_LEAF_SHIFT,
+						 index & HMM_MIRROR_LEAF_MASK),
+				 entry, hmm_mirror_dma(mirror, NULL, 0, entry),
+				 priv);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
 /**
  * hmm_mirror_walk() - call a function for each valid entry of a range
  * @mirror: the mirror, locked
@@ -2218,8 +2669,8 @@ static int hmm_mirror_sparse_walk(struct hmm_mirror *mirror,
 int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 		    unsigned long end, hmm_mirror_walk_fn fn, void *priv)
 {
+	unsigned long first, last, leaf_index, next;
 	struct hmm_mirror_leaf *leaf;
-	unsigned long first, last, leaf_index;
 	int ret;
 
 	lockdep_assert_held(&mirror->lock);
@@ -2228,9 +2679,20 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 		return 0;
 	first = hmm_mirror_index(mirror, start);
 	last = hmm_mirror_index(mirror, end - 1);
+	next = first;
 
 	hmm_mirror_for_each_leaf(mirror, first, last, leaf_index, leaf) {
+		unsigned long leaf_first = leaf_index << HMM_MIRROR_LEAF_SHIFT;
 		unsigned int slot, slot_end;
+
+		/* grouped entries come before this leaf's, in page order */
+		if (next < leaf_first) {
+			ret = hmm_mirror_groups_walk(mirror, next,
+						     leaf_first - 1, fn, priv);
+			if (ret)
+				return ret;
+		}
+		next = leaf_first + HMM_MIRROR_LEAF_ENTRIES;
 
 		hmm_mirror_leaf_slots(leaf_index, first, last, &slot, &slot_end);
 		/* just the slots of an extent */
@@ -2258,7 +2720,7 @@ int hmm_mirror_walk(struct hmm_mirror *mirror, unsigned long start,
 				return ret;
 		}
 	}
-	return 0;
+	return hmm_mirror_groups_walk(mirror, next, last, fn, priv);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_walk);
 
@@ -2286,63 +2748,83 @@ void hmm_mirror_read_counters(struct hmm_mirror *mirror,
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_read_counters);
 
-/**
- * hmm_mirror_metadata_bytes() - memory used by a mirror's page table
- * @mirror: the mirror, locked or not
- *
- * Count the bytes allocated for the mirror: the structure itself, its
- * leaves (entry arrays and headers, as rounded up by the slab allocator) and
- * the xarray nodes that index them (computed from the indices present, which
- * is exact for an xarray that holds no reservation).  Without the lock the
- * result is a snapshot that may already be stale.
- *
- * Return: the number of bytes.
+/*
+ * The number of nodes of @xa, computed from the indices present, which is
+ * exact for an xarray that holds no reservation and no multi-index entry.
  */
-size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
+static unsigned long hmm_mirror_xa_nodes(struct xarray *xa)
 {
 	unsigned long last[HMM_MIRROR_XA_LEVELS + 1];
-	unsigned long nodes = 0, leaves = 0, max = 0, index;
-	size_t header = kmalloc_size_roundup(sizeof(struct hmm_mirror_leaf));
-	size_t bytes = 0;
-	struct hmm_mirror_leaf *leaf;
+	unsigned long nodes = 0, entries = 0, max = 0, index;
 	unsigned int level;
+	void *entry;
 
-	mutex_lock(&mirror->lock);
-	xa_for_each(&mirror->leaves, index, leaf) {
+	xa_for_each(xa, index, entry) {
 		/*
 		 * The xarray node of level L that holds @index (level 1 holds
-		 * leaves) is identified by index >> (L * XA_CHUNK_SHIFT).
+		 * the entries) is identified by index >> (L * XA_CHUNK_SHIFT).
 		 */
 		for (level = 1; level <= HMM_MIRROR_XA_LEVELS; level++) {
 			unsigned long node = index >> (level * XA_CHUNK_SHIFT);
 
-			if (leaves && node == last[level])
+			if (entries && node == last[level])
 				continue;
 			last[level] = node;
 			nodes++;
 		}
-		leaves++;
+		entries++;
 		max = index;
-		/* an extent lives in its xarray slot */
-		if (hmm_mirror_is_sparse(leaf))
-			bytes += hmm_mirror_sparse_size(hmm_mirror_to_sparse(leaf));
-		else if (hmm_mirror_is_full(leaf))
-			bytes += header +
-				 kmalloc_size_roundup(hmm_mirror_leaf_bytes(leaf->wide));
 	}
 	/*
 	 * Levels above the root were counted once each: the root is the
 	 * lowest level L with max >> (L * XA_CHUNK_SHIFT) == 0, and none is
 	 * needed when index 0 is the only one (it lives in xa_head).
 	 */
-	for (level = 1; leaves && level <= HMM_MIRROR_XA_LEVELS; level++)
+	for (level = 1; entries && level <= HMM_MIRROR_XA_LEVELS; level++)
 		if (!(max >> ((level - 1) * XA_CHUNK_SHIFT)))
 			nodes--;
+	return nodes;
+}
+
+/**
+ * hmm_mirror_metadata_bytes() - memory used by a mirror's page table
+ * @mirror: the mirror, locked or not
+ *
+ * Count the bytes allocated for the mirror: the structure itself, its
+ * leaves (entry arrays and headers, as rounded up by the slab allocator), its
+ * groups (as their caches size them) and the xarray nodes that index both
+ * (computed from the indices present, which is exact for an xarray that
+ * holds no reservation).  Without the lock the result is a snapshot that
+ * may already be stale.
+ *
+ * Return: the number of bytes.
+ */
+size_t hmm_mirror_metadata_bytes(struct hmm_mirror *mirror)
+{
+	size_t header = kmalloc_size_roundup(sizeof(struct hmm_mirror_leaf));
+	size_t bytes = 0;
+	struct hmm_mirror_leaf *leaf;
+	struct hmm_mirror_group *g;
+	unsigned long index;
+
+	mutex_lock(&mirror->lock);
+	xa_for_each(&mirror->leaves, index, leaf) {
+		/* an extent lives in its xarray slot */
+		if (hmm_mirror_is_sparse(leaf))
+			bytes += hmm_mirror_class_size(hmm_mirror_to_sparse(leaf)->class);
+		else if (hmm_mirror_is_full(leaf))
+			bytes += header +
+				 kmalloc_size_roundup(hmm_mirror_leaf_bytes(leaf->wide));
+	}
+	xa_for_each(&mirror->groups, index, g)
+		bytes += hmm_mirror_class_size(g->class);
+	bytes += (hmm_mirror_xa_nodes(&mirror->leaves) +
+		  hmm_mirror_xa_nodes(&mirror->groups)) * sizeof(struct xa_node);
 
 	/* spare leaves (IOVA mirrors only, narrow) are allocated memory too */
 	bytes += mirror->nr_spare_leaves *
 		 (header + kmalloc_size_roundup(hmm_mirror_leaf_bytes(false)));
 	mutex_unlock(&mirror->lock);
-	return bytes + sizeof(*mirror) + nodes * sizeof(struct xa_node);
+	return bytes + sizeof(*mirror);
 }
 EXPORT_SYMBOL_GPL(hmm_mirror_metadata_bytes);

@@ -20,6 +20,7 @@
 #include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/prandom.h>
 #include <linux/sizes.h>
 #include <linux/uaccess.h>
 
@@ -524,25 +525,6 @@ static unsigned long count_blocks(unsigned long addr,
 	return blocks;
 }
 
-/* Number of 2 MiB blocks with two of the pages or more (sorted offsets) */
-static unsigned long count_multi_blocks(unsigned long addr,
-					const unsigned long *offsets,
-					unsigned int n)
-{
-	unsigned long multi = 0, prev = ULONG_MAX;
-	unsigned int i, in_block = 0;
-
-	for (i = 0; i < n; i++) {
-		unsigned long block = (addr + offsets[i]) / SZ_2M;
-
-		in_block = block == prev ? in_block + 1 : 1;
-		if (in_block == 2)
-			multi++;
-		prev = block;
-	}
-	return multi;
-}
-
 /*
  * Slots of the table that hold full leaves (512 entries), not extents nor
  * sparse leaves, which the table marks
@@ -587,23 +569,35 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 	leaves = m->nr_leaves;
 	bytes = hmm_mirror_metadata_bytes(m);
 	/*
-	 * Each block with two pages, not next to each other: a sparse leaf of
-	 * 16 bytes (a 4-byte header, 2 slots and 2 narrow entries); a block
-	 * with one page keeps it in its xarray slot.  No full leaf.
+	 * Pages alone in their block and blocks of a few pages not next to
+	 * each other all go to the groups of their blocks: no slot in the
+	 * table of leaves.  A group of up to 8 entries takes 56 bytes (a
+	 * 4-byte header, 6 bytes an entry), the 64 MiB lie in at most two
+	 * groups, and the groups' xarray has at most one node per level.
 	 */
 	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
-	KUNIT_EXPECT_GE(test, bytes, empty_bytes +
-			count_multi_blocks(addr, offsets, ARRAY_SIZE(offsets)) *
-			16);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->leaves));
+	KUNIT_EXPECT_FALSE(test, xa_empty(&m->groups));
+	KUNIT_EXPECT_LE(test, bytes, empty_bytes + 2 * 56 +
+			BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node));
+	for (i = 0; i < ARRAY_SIZE(offsets); i++)
+		KUNIT_EXPECT_TRUE(test,
+				  hmm_mirror_entry_writable(entry_of(tm, addr +
+								      offsets[i])));
 
 	kunit_info(test, "whole-mm mirror, %lu pages in %lu leaves: %zu bytes\n",
 		   m->nr_valid, leaves, bytes);
 
-	/* unmapping [32 MiB, 64 MiB) drops the leaves of its 3 pages */
+	/*
+	 * unmapping [32 MiB, 64 MiB) drops the leaves of its 3 pages (groups
+	 * shrink in place: no allocation in an invalidation)
+	 */
 	vm_munmap(addr + 32 * SZ_1M, 32 * SZ_1M);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 5);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, count_blocks(addr, offsets, 5));
-	KUNIT_EXPECT_LT(test, hmm_mirror_metadata_bytes(m), bytes);
+	KUNIT_EXPECT_LE(test, hmm_mirror_metadata_bytes(m), bytes);
+	for (i = 5; i < ARRAY_SIZE(offsets); i++)
+		KUNIT_EXPECT_EQ(test, entry_of(tm, addr + offsets[i]), 0);
 
 	/*
 	 * Dropping one page of a leaf that has two keeps the leaf.  (Done by
@@ -622,19 +616,23 @@ static void hmm_mirror_test_sparse(struct kunit *test)
 								offsets[3])));
 
 	/*
-	 * The page at offsets[4] is alone in its block, which holds it without
-	 * a leaf: a second page there, not next to it (two pages next to each
-	 * other may be one extent), makes a sparse leaf of 16 bytes.
+	 * The page at offsets[4] is alone in its block: a second page there,
+	 * not next to it (two pages next to each other may be one extent),
+	 * joins it in its group, which has room for it: nothing allocated.
 	 */
 	a = addr + offsets[4];
 	a = a / SZ_2M == (a + 2 * PAGE_SIZE) / SZ_2M ? a + 2 * PAGE_SIZE :
 						      a - 2 * PAGE_SIZE;
 	bytes = hmm_mirror_metadata_bytes(m);
 	fault_ok(test, tm, a, 1, 0);
-	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m) - bytes, 16);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), bytes);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves,
 			count_blocks(addr, rest, ARRAY_SIZE(rest)));
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 5);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->leaves));
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, a)));
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, addr +
+								offsets[4])));
 
 	vm_munmap(addr, 32 * SZ_1M);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
@@ -1237,55 +1235,258 @@ static unsigned long fault_each(struct kunit *test, struct test_mirror *tm,
 	return n;
 }
 
+/*
+ * Reserve @len bytes of address space, populated only where faulted: no
+ * commit charge, so a range larger than the machine's memory fits.
+ */
+static unsigned long test_mmap_sparse(struct kunit *test, unsigned long len)
+{
+	unsigned long addr;
+
+	addr = kunit_vm_mmap(test, NULL, 0, len, PROT_READ | PROT_WRITE,
+			     MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, 0);
+	KUNIT_ASSERT_NE_MSG(test, addr, 0, "kunit_vm_mmap failed");
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(addr));
+	return addr;
+}
+
+/*
+ * Scattered pages, as an implicit mirror faulted 4 KiB at a time holds
+ * them: one page in each 4 MiB, then in each 2 MiB of 16 GiB, and 16 pages
+ * in each 2 MiB of 1 GiB.  Pages alone in their 2 MiB or a few to it go to
+ * the groups of 64 leaves: 6 bytes an entry, the group's header and size
+ * class, and the groups' xarray (one slot per 128 MiB) shared among them.
+ * A group holds up to 680 entries; the blocks of 16 pages that do not fit
+ * are sparse leaves (4 + 16 * 6 bytes, rounded up by kmalloc(), and a slot
+ * of the table of leaves).  At most 8 bytes per page in each pattern, the
+ * structure of the mirror aside.
+ */
 static void hmm_mirror_test_metadata_scattered(struct kunit *test)
 {
-	size_t xa_slot_share = sizeof(struct xa_node) / XA_CHUNK_SIZE;
-	size_t xa_path = BITS_PER_LONG / XA_CHUNK_SHIFT * sizeof(struct xa_node);
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct test_mirror *tm16 = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	unsigned long len = 16UL * SZ_1G, addr, start, a, i, pages, blocks;
+	size_t bytes;
+
+	addr = test_mmap_sparse(test, len);
+	start = ALIGN(addr, SZ_2M);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm16));
+
+	pages = fault_each(test, tm, start, addr + len, 2 * SZ_2M);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->leaves));
+	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
+	report_bytes(test, "whole-mm mirror, 1 page per 4 MiB of 16 GiB",
+		     bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes, pages * 8);
+
+	pages += fault_each(test, tm, start + SZ_2M, addr + len, 2 * SZ_2M);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->leaves));
+	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
+	report_bytes(test, "whole-mm mirror, 1 page per 2 MiB of 16 GiB",
+		     bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes, pages * 8);
+
+	/*
+	 * 16 pages in each 2 MiB, every other page (pages next to each other
+	 * may be physically contiguous, an extent), each block faulted page
+	 * by page.
+	 */
+	for (a = start, blocks = 0; a + SZ_2M <= start + SZ_1G; a += SZ_2M) {
+		for (i = 0; i < 16; i++)
+			fault_ok(test, tm16, a + 2 * i * PAGE_SIZE, 1, 0);
+		blocks++;
+	}
+	pages = blocks * 16;
+	KUNIT_EXPECT_EQ(test, tm16->mirror.nr_valid, pages);
+	KUNIT_EXPECT_EQ(test, tm16->mirror.nr_leaves, blocks);
+	KUNIT_EXPECT_EQ(test, count_full_leaves(&tm16->mirror), 0);
+	bytes = hmm_mirror_metadata_bytes(&tm16->mirror) - sizeof(*m);
+	report_bytes(test, "whole-mm mirror, 16 pages per 2 MiB of 1 GiB",
+		     bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes, pages * 8);
+
+	/* every page reads back, in order */
+	hmm_mirror_lock(m);
+	for (a = start, i = 0; a + SZ_2M <= addr + len; a += SZ_2M, i++)
+		if (!hmm_mirror_entry_valid(hmm_mirror_entry(m, a)) ||
+		    hmm_mirror_entry_valid(hmm_mirror_entry(m, a + PAGE_SIZE)))
+			break;
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, i, m->nr_valid);
+
+	vm_munmap(addr, len);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->groups));
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), sizeof(*m));
+	KUNIT_EXPECT_EQ(test, tm16->mirror.nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(&tm16->mirror),
+			sizeof(*m));
+}
+
+/*
+ * 1 % of the pages of 4 GiB written at random, 4 KiB at a time (an implicit
+ * ODP MR the device writes here and there): 5 pages a 2 MiB on average, in
+ * groups of 64 such blocks.  At most 8 bytes per page.  The sequence is
+ * fixed (seeded), so the figure is the same from run to run.
+ */
+static void hmm_mirror_test_metadata_random(struct kunit *test)
+{
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	unsigned long len = 256 * SZ_1M, addr, a, i, pages, blocks;
+	unsigned long len = 4UL * SZ_1G, addr, i, pages = 0;
+	struct rnd_state rnd;
 	size_t bytes;
+
+	addr = test_mmap_sparse(test, len);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
+	prandom_seed_state(&rnd, 42);
+	for (i = 0; i < len >> PAGE_SHIFT; i++) {
+		if (prandom_u32_state(&rnd) % 100)
+			continue;
+		fault_ok(test, tm, addr + i * PAGE_SIZE, 8,
+			 HMM_MIRROR_FAULT_WRITE);
+		pages++;
+	}
+	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
+	report_bytes(test, "whole-mm mirror, 1 % of 4 GiB written at random",
+		     bytes, pages);
+	KUNIT_EXPECT_LE(test, bytes, pages * 8);
+
+	vm_munmap(addr, len);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), sizeof(*m));
+}
+
+/* Number of slots in use in the table of leaves */
+static unsigned long count_slots(struct hmm_mirror *m)
+{
+	struct hmm_mirror_leaf *leaf;
+	unsigned long index, n = 0;
+
+	xa_for_each(&m->leaves, index, leaf)
+		n++;
+	return n;
+}
+
+/* Fault every other page of the 2 MiB block at @block, page by page */
+static void fault_every_other(struct kunit *test, struct test_mirror *tm,
+			      unsigned long block)
+{
+	unsigned long a;
+
+	for (a = block; a < block + SZ_2M; a += 2 * PAGE_SIZE)
+		fault_ok(test, tm, a, 1, HMM_MIRROR_FAULT_WRITE);
+}
+
+/*
+ * Grouped leaves and a leaf with its own slot among them, in one group of
+ * 64 blocks of 2 MiB: walks visit every entry in address order, a fault
+ * that adds to a grouped leaf takes its entries out and puts them back,
+ * dirty marks and unmaps work in place, and the leaves they empty are
+ * counted.  A group holds up to 680 entries: after three single pages and
+ * two blocks of 256, a third block of 256 (every other page, never one
+ * run) does not fit and keeps a slot of its own, a sparse leaf.
+ */
+static void hmm_mirror_test_groups(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct walk_state ws = { .ordered = true, .dma_ok = true };
+	unsigned long addr, len = SZ_128M + 16 * SZ_2M, blk[7];
+	unsigned int i;
+	u64 e;
 
 	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
 	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
+	/* 7 blocks at the start of a group (128 MiB of a whole-mm mirror) */
+	for (i = 0; i < 7; i++)
+		blk[i] = ALIGN(addr, SZ_128M) + i * SZ_2M;
 
-	/* one page every 4 MiB: no leaf, each page sits in its xarray slot */
-	pages = fault_each(test, tm, ALIGN(addr, SZ_2M), addr + len, 2 * SZ_2M);
-	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
-	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
-	report_bytes(test, "whole-mm mirror, 1 page per 4 MiB", bytes, pages);
-	/*
-	 * Every other slot of the lowest xarray nodes used: twice a slot's
-	 * share of a node per page, plus one node per level above them (at
-	 * most one level per XA_CHUNK_SHIFT bits of the index).  A leaf per
-	 * page would cost pages * 2 KiB.
-	 */
-	KUNIT_EXPECT_LE(test, bytes, pages * 2 * xa_slot_share + xa_path);
+	fault_ok(test, tm, blk[0] + 5 * PAGE_SIZE, 1, HMM_MIRROR_FAULT_WRITE);
+	fault_ok(test, tm, blk[1], 1, HMM_MIRROR_FAULT_WRITE);
+	fault_ok(test, tm, blk[3] + SZ_1M, 1, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 3);
 
-	/* one page every 2 MiB: every slot of those nodes used */
-	pages += fault_each(test, tm, ALIGN(addr, SZ_2M) + SZ_2M, addr + len,
-			    2 * SZ_2M);
-	KUNIT_EXPECT_EQ(test, m->nr_leaves, pages);
-	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
-	report_bytes(test, "whole-mm mirror, 1 page per 2 MiB", bytes, pages);
-	KUNIT_EXPECT_LE(test, bytes, pages * xa_slot_share + xa_path);
-
-	/*
-	 * 16 pages in each of those 2 MiB regions, every other page (pages
-	 * next to each other may be physically contiguous, an extent): a
-	 * sparse leaf each, 4 + 16 * 6 bytes rounded up by kmalloc().
-	 */
-	for (a = ALIGN(addr, SZ_2M); a + SZ_2M <= addr + len; a += SZ_2M)
-		for (i = 1; i < 16; i++)
-			fault_ok(test, tm, a + 2 * i * PAGE_SIZE, 1, 0);
-	blocks = pages;
-	pages *= 16;
-	KUNIT_EXPECT_EQ(test, m->nr_valid, pages);
+	fault_every_other(test, tm, blk[4]);
+	fault_every_other(test, tm, blk[5]);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+	fault_every_other(test, tm, blk[2]);
+	fault_ok(test, tm, blk[6] + SZ_1M, 1, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 4 + 3 * 256);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 7);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 1);
 	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
-	bytes = hmm_mirror_metadata_bytes(m) - sizeof(*m);
-	report_bytes(test, "whole-mm mirror, 16 pages per 2 MiB", bytes, pages);
-	KUNIT_EXPECT_LE(test, bytes, blocks * (kmalloc_size_roundup(4 + 16 * 6) +
-					      xa_slot_share) + xa_path);
+
+	hmm_mirror_lock(m);
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + len, walk_fn,
+						 &ws));
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
+	KUNIT_EXPECT_TRUE(test, ws.ordered);
+	KUNIT_EXPECT_TRUE(test, ws.dma_ok);
+	KUNIT_EXPECT_EQ(test, ws.last, blk[6] + SZ_1M);
+
+	/* each entry maps the page the CPU sees */
+	expect_cpu_page(test, tm, blk[0] + 5 * PAGE_SIZE + 8, 0x1111);
+	expect_cpu_page(test, tm, blk[2] + 78 * PAGE_SIZE, 0x2222);
+	expect_cpu_page(test, tm, blk[5] + SZ_2M - PAGE_SIZE - 8, 0x3333);
+	expect_cpu_page(test, tm, blk[6] + SZ_1M, 0x4444);
+
+	/* a read fault next to a grouped page: both in the group again */
+	fault_ok(test, tm, blk[1] + 2 * PAGE_SIZE, 1, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 7);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 1);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(entry_of(tm, blk[1])));
+	e = entry_of(tm, blk[1] + 2 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(e));
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry_writable(e));
+	KUNIT_EXPECT_EQ(test, entry_of(tm, blk[1] + PAGE_SIZE), 0);
+
+	/* dirty marks on grouped entries, on the writable ones only */
+	hmm_mirror_lock(m);
+	hmm_mirror_set_dirty(m, blk[1], blk[1] + 4 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry(m, blk[1]) &
+			  HMM_MIRROR_ENTRY_DIRTY);
+	KUNIT_EXPECT_FALSE(test, hmm_mirror_entry(m, blk[1] + 2 * PAGE_SIZE) &
+			   HMM_MIRROR_ENTRY_DIRTY);
+
+	/*
+	 * From the middle of block 1 to the middle of block 4: blocks 2 (the
+	 * sparse leaf) and 3 empty, half of block 4 and one page of block 1
+	 * gone.
+	 */
+	hmm_mirror_unmap(m, blk[1] + PAGE_SIZE, blk[4] + SZ_1M);
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 5);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 3 + 128 + 256);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, blk[1])));
+	KUNIT_EXPECT_EQ(test, entry_of(tm, blk[1] + 2 * PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, entry_of(tm, blk[3] + SZ_1M), 0);
+	KUNIT_EXPECT_EQ(test, entry_of(tm, blk[4] + SZ_1M - 2 * PAGE_SIZE), 0);
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, blk[4] +
+								SZ_1M)));
+
+	/* a real invalidation of blocks 0 and 1 sees their two pages */
+	vm_munmap(blk[0], 2 * SZ_2M);
+	KUNIT_EXPECT_EQ(test, tm->inv_valid, 2);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 3);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 1 + 128 + 256);
+
+	vm_munmap(addr, len);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->groups));
+	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
 }
 
 static struct hmm_mirror_leaf *no_cut_leaf(struct hmm_mirror *mirror)
@@ -1578,6 +1779,8 @@ static struct kunit_case hmm_mirror_test_cases[] = {
 	KUNIT_CASE(hmm_mirror_test_dma_iommu_spare),
 	KUNIT_CASE(hmm_mirror_test_metadata_dense),
 	KUNIT_CASE(hmm_mirror_test_metadata_scattered),
+	KUNIT_CASE(hmm_mirror_test_metadata_random),
+	KUNIT_CASE(hmm_mirror_test_groups),
 	KUNIT_CASE(hmm_mirror_test_metadata_huge),
 	KUNIT_CASE(hmm_mirror_test_widen),
 	KUNIT_CASE(hmm_mirror_test_widen_iommu),

@@ -116,8 +116,12 @@ enum hmm_mirror_dma_mode {
  * @page_shift: log2 of the mirror page size (PAGE_SHIFT, or more for huge pages)
  * @leaves: sparse table: index -> struct hmm_mirror_leaf, or an extent (a
  *	run of entries kept in the slot)
+ * @groups: the scattered entries of neighbouring leaves kept together:
+ *	index -> struct hmm_mirror_group, for the leaves without a slot in
+ *	@leaves
  * @nr_valid: number of valid entries
- * @nr_leaves: number of slots in use in @leaves (leaves and extents)
+ * @nr_leaves: number of leaves holding valid entries, in their own slot of
+ *	@leaves or in @groups
  * @spare_leaves: empty leaves kept, with their IOVA ranges, for later faults
  * @nr_spare_leaves: number of leaves in @spare_leaves
  * @dma_mode: how pages are DMA-mapped, chosen by hmm_mirror_init()
@@ -136,6 +140,7 @@ struct hmm_mirror {
 	unsigned long end;
 	unsigned int page_shift;
 	struct xarray leaves;
+	struct xarray groups;
 	unsigned long nr_valid;
 	unsigned long nr_leaves;
 	struct hmm_mirror_leaf *spare_leaves;
