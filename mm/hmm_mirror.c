@@ -5,8 +5,9 @@
  * The mirror page table is sparse: an xarray of leaves, each leaf the
  * entries of HMM_MIRROR_LEAF_ENTRIES consecutive mirror pages (a full array
  * of them, only the valid ones, or a run of them packed into the xarray
- * slot), so its memory follows the pages actually mirrored rather than the
- * size of the range.  Entries are filled by
+ * slot), and the valid entries of scattered leaves kept together, 64
+ * leaves at a time, in groups, so its memory follows the pages actually
+ * mirrored rather than the size of the range.  Entries are filled by
  * hmm_mirror_fault() with hmm_range_fault() and the mmu_interval_notifier
  * sequence protocol, and cleared by the notifier's invalidate callback after
  * the driver has stopped its device.
