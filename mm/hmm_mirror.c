@@ -1009,10 +1009,63 @@ static unsigned int hmm_mirror_group_take(struct hmm_mirror *mirror,
 }
 
 /*
+ * Make room in group @gi (@g) for @nr entries of another leaf, with the
+ * mirror locked: move the leaf with the most entries in it, if it has more
+ * than @nr, out to a sparse leaf in its own slot.  So a full group keeps
+ * the leaves with the fewest entries, which a slot and an array of their
+ * own would cost the most per page.  False if no leaf there has more, or no
+ * memory comes without waiting.
+ */
+static bool hmm_mirror_group_evict(struct hmm_mirror *mirror, unsigned long gi,
+				   struct hmm_mirror_group *g, unsigned int nr)
+{
+	u16 count[HMM_MIRROR_GROUP_LEAVES] = {};
+	u32 *narrow = hmm_mirror_group_narrow(g), *sp_narrow;
+	unsigned int i, b, big = 0;
+	struct hmm_mirror_sparse *sp;
+	unsigned long leaf_index;
+	int class;
+
+	for (i = 0; i < g->nr; i++)
+		count[g->pos[i] >> HMM_MIRROR_LEAF_SHIFT]++;
+	for (i = 1; i < HMM_MIRROR_GROUP_LEAVES; i++)
+		if (count[i] > count[big])
+			big = i;
+	/* a leaf in a group has at most HMM_MIRROR_SPARSE_MAX entries */
+	if (count[big] <= nr)
+		return false;
+	class = hmm_mirror_class_of(count[big]);
+	sp = hmm_mirror_class_alloc(class);
+	if (!sp)
+		return false;
+	sp->kind = HMM_MIRROR_LEAF_SPARSE;
+	sp->class = class;
+	sp->nr = count[big];
+	sp_narrow = hmm_mirror_sparse_narrow(sp);
+	b = hmm_mirror_group_find(g, big << HMM_MIRROR_LEAF_SHIFT);
+	for (i = 0; i < sp->nr; i++) {
+		sp->slot[i] = g->pos[b + i] & HMM_MIRROR_LEAF_MASK;
+		sp_narrow[i] = narrow[b + i];
+	}
+	leaf_index = gi << HMM_MIRROR_GROUP_SHIFT | big;
+	/* The slot is free (the leaf's entries are in the group): may allocate */
+	if (xa_is_err(xa_store(&mirror->leaves, leaf_index, sp,
+			       GFP_NOWAIT | __GFP_NOWARN))) {
+		kfree(sp);
+		return false;
+	}
+	xa_set_mark(&mirror->leaves, leaf_index, HMM_MIRROR_SPARSE_MARK);
+	hmm_mirror_group_cut(mirror, gi, g, b, b + sp->nr);
+	return true;
+}
+
+/*
  * Move the valid entries of narrow leaf @leaf (slot @leaf_index) into its
  * group and give up the leaf's slot, with the mirror locked.  The group is
- * reallocated to its new size without waiting; false (the leaf stays as it
- * is) if it would outgrow the largest group or no memory comes.
+ * reallocated to its new size without waiting; if it would outgrow the
+ * largest class, a leaf with more entries leaves it first
+ * (hmm_mirror_group_evict()).  False (the leaf stays as it is) if there is
+ * none or no memory comes.
  */
 static bool hmm_mirror_group_put(struct hmm_mirror *mirror,
 				 unsigned long leaf_index,
@@ -1025,6 +1078,13 @@ static bool hmm_mirror_group_put(struct hmm_mirror *mirror,
 
 	if (leaf->nr_valid > HMM_MIRROR_SPARSE_MAX)
 		return false;
+	if (old && hmm_mirror_class_of(old_nr + leaf->nr_valid) < 0) {
+		if (!hmm_mirror_group_evict(mirror, gi, old, leaf->nr_valid))
+			return false;
+		/* the group shrank in place, or was freed if that emptied it */
+		old = xa_load(&mirror->groups, gi);
+		old_nr = old ? old->nr : 0;
+	}
 	g = hmm_mirror_group_alloc(old_nr + leaf->nr_valid);
 	if (!g)
 		return false;

@@ -1392,8 +1392,9 @@ static void fault_every_other(struct kunit *test, struct test_mirror *tm,
  * that adds to a grouped leaf takes its entries out and puts them back,
  * dirty marks and unmaps work in place, and the leaves they empty are
  * counted.  A group holds up to 680 entries: after three single pages and
- * two blocks of 256, a third block of 256 (every other page, never one
- * run) does not fit and keeps a slot of its own, a sparse leaf.
+ * blocks 4 and 5 of 256 (every other page, never one run), block 2 fills
+ * it at 165; for its 166th page block 4, which has more, moves out to a
+ * sparse leaf in its own slot, and block 2 takes its place.
  */
 static void hmm_mirror_test_groups(struct kunit *test)
 {
@@ -1425,6 +1426,8 @@ static void hmm_mirror_test_groups(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, 7);
 	KUNIT_EXPECT_EQ(test, count_slots(m), 1);
 	KUNIT_EXPECT_EQ(test, count_full_leaves(m), 0);
+	KUNIT_EXPECT_TRUE(test, xa_get_mark(&m->leaves, blk[4] >> 21,
+					    XA_MARK_1));
 
 	hmm_mirror_lock(m);
 	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + len, walk_fn,
@@ -1460,15 +1463,15 @@ static void hmm_mirror_test_groups(struct kunit *test)
 			   HMM_MIRROR_ENTRY_DIRTY);
 
 	/*
-	 * From the middle of block 1 to the middle of block 4: blocks 2 (the
-	 * sparse leaf) and 3 empty, half of block 4 and one page of block 1
-	 * gone.
+	 * From the middle of block 1 to the middle of block 4: blocks 2 and
+	 * 3 empty, half of block 4 (the sparse leaf, which shrinks in place)
+	 * and one page of block 1 gone.
 	 */
 	hmm_mirror_unmap(m, blk[1] + PAGE_SIZE, blk[4] + SZ_1M);
 	hmm_mirror_unlock(m);
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, 5);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 3 + 128 + 256);
-	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 1);
 	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_valid(entry_of(tm, blk[1])));
 	KUNIT_EXPECT_EQ(test, entry_of(tm, blk[1] + 2 * PAGE_SIZE), 0);
 	KUNIT_EXPECT_EQ(test, entry_of(tm, blk[3] + SZ_1M), 0);
@@ -1487,6 +1490,60 @@ static void hmm_mirror_test_groups(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
 	KUNIT_EXPECT_TRUE(test, xa_empty(&m->groups));
 	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+}
+
+/*
+ * A full group makes room for a leaf with few entries by moving its leaf
+ * with the most out to a sparse leaf of its own: blocks of 256, 256 and
+ * 168 pages (every other page) fill a group's 680 entries; then 61 blocks
+ * of two pages each come, and the first block leaves the group for them.
+ */
+static void hmm_mirror_test_group_full(struct kunit *test)
+{
+	struct test_mirror *tm = test_mirror_alloc(test);
+	struct hmm_mirror *m = &tm->mirror;
+	struct walk_state ws = { .ordered = true, .dma_ok = true };
+	unsigned long addr, base, len = 2 * SZ_128M, a, i;
+
+	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
+	base = ALIGN(addr, SZ_128M);
+	KUNIT_ASSERT_EQ(test, 0, test_mirror_init_whole(test, tm));
+
+	fault_every_other(test, tm, base);
+	fault_every_other(test, tm, base + SZ_2M);
+	for (a = base + 2 * SZ_2M; a < base + 2 * SZ_2M + 336 * PAGE_SIZE;
+	     a += 2 * PAGE_SIZE)
+		fault_ok(test, tm, a, 1, HMM_MIRROR_FAULT_WRITE);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 680);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+
+	for (i = 3; i < 64; i++) {
+		fault_ok(test, tm, base + i * SZ_2M, 1, HMM_MIRROR_FAULT_WRITE);
+		fault_ok(test, tm, base + i * SZ_2M + 2 * PAGE_SIZE, 1,
+			 HMM_MIRROR_FAULT_WRITE);
+	}
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 680 + 61 * 2);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 64);
+	/* only the first block has a slot, a sparse leaf */
+	KUNIT_EXPECT_EQ(test, count_slots(m), 1);
+	KUNIT_EXPECT_TRUE(test, xa_get_mark(&m->leaves, base >> 21, XA_MARK_1));
+	KUNIT_EXPECT_TRUE(test, hmm_mirror_entry_writable(entry_of(tm, base +
+								   SZ_2M - 2 * PAGE_SIZE)));
+	KUNIT_EXPECT_EQ(test, entry_of(tm, base + PAGE_SIZE), 0);
+
+	hmm_mirror_lock(m);
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + len, walk_fn,
+						 &ws));
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
+	KUNIT_EXPECT_TRUE(test, ws.ordered);
+	KUNIT_EXPECT_TRUE(test, ws.dma_ok);
+
+	vm_munmap(addr, len);
+	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
+	KUNIT_EXPECT_EQ(test, m->nr_leaves, 0);
+	KUNIT_EXPECT_EQ(test, count_slots(m), 0);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->groups));
 }
 
 static struct hmm_mirror_leaf *no_cut_leaf(struct hmm_mirror *mirror)
@@ -1781,6 +1838,7 @@ static struct kunit_case hmm_mirror_test_cases[] = {
 	KUNIT_CASE(hmm_mirror_test_metadata_scattered),
 	KUNIT_CASE(hmm_mirror_test_metadata_random),
 	KUNIT_CASE(hmm_mirror_test_groups),
+	KUNIT_CASE(hmm_mirror_test_group_full),
 	KUNIT_CASE(hmm_mirror_test_metadata_huge),
 	KUNIT_CASE(hmm_mirror_test_widen),
 	KUNIT_CASE(hmm_mirror_test_widen_iommu),
