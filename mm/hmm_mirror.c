@@ -452,21 +452,28 @@ static u32 *hmm_mirror_sparse_narrow(struct hmm_mirror_sparse *sp)
 	return (u32 *)&sp->slot[ALIGN(hmm_mirror_class_caps[sp->class], 2)];
 }
 
-/* Index of the first entry of @sp whose slot is @slot or more */
-static unsigned int hmm_mirror_sparse_find(struct hmm_mirror_sparse *sp,
-					   unsigned int slot)
+/* Index of the first of the @nr increasing @keys that is @key or more */
+static unsigned int hmm_mirror_find(const u16 *keys, unsigned int nr,
+				    unsigned int key)
 {
-	unsigned int lo = 0, hi = sp->nr;
+	unsigned int lo = 0, hi = nr;
 
 	while (lo < hi) {
 		unsigned int mid = (lo + hi) / 2;
 
-		if (sp->slot[mid] < slot)
+		if (keys[mid] < key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/* Index of the first entry of @sp whose slot is @slot or more */
+static unsigned int hmm_mirror_sparse_find(struct hmm_mirror_sparse *sp,
+					   unsigned int slot)
+{
+	return hmm_mirror_find(sp->slot, sp->nr, slot);
 }
 
 /*
@@ -890,17 +897,7 @@ static unsigned int hmm_mirror_group_pos(unsigned long leaf_index,
 static unsigned int hmm_mirror_group_find(struct hmm_mirror_group *g,
 					  unsigned int pos)
 {
-	unsigned int lo = 0, hi = g->nr;
-
-	while (lo < hi) {
-		unsigned int mid = (lo + hi) / 2;
-
-		if (g->pos[mid] < pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return hmm_mirror_find(g->pos, g->nr, pos);
 }
 
 /*

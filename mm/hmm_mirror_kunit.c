@@ -1365,6 +1365,25 @@ static void hmm_mirror_test_metadata_random(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, hmm_mirror_metadata_bytes(m), sizeof(*m));
 }
 
+/*
+ * Walk [@start, @end) of @tm's mirror: every valid entry once, in address
+ * order, each with its own DMA address and entry
+ */
+static struct walk_state walk_all(struct kunit *test, struct test_mirror *tm,
+				  unsigned long start, unsigned long end)
+{
+	struct walk_state ws = { .ordered = true, .dma_ok = true };
+	struct hmm_mirror *m = &tm->mirror;
+
+	hmm_mirror_lock(m);
+	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, start, end, walk_fn, &ws));
+	hmm_mirror_unlock(m);
+	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
+	KUNIT_EXPECT_TRUE(test, ws.ordered);
+	KUNIT_EXPECT_TRUE(test, ws.dma_ok);
+	return ws;
+}
+
 /* Number of slots in use in the table of leaves */
 static unsigned long count_slots(struct hmm_mirror *m)
 {
@@ -1400,8 +1419,8 @@ static void hmm_mirror_test_groups(struct kunit *test)
 {
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	struct walk_state ws = { .ordered = true, .dma_ok = true };
 	unsigned long addr, len = SZ_128M + 16 * SZ_2M, blk[7];
+	struct walk_state ws;
 	unsigned int i;
 	u64 e;
 
@@ -1429,13 +1448,7 @@ static void hmm_mirror_test_groups(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, xa_get_mark(&m->leaves, blk[4] >> 21,
 					    XA_MARK_1));
 
-	hmm_mirror_lock(m);
-	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + len, walk_fn,
-						 &ws));
-	hmm_mirror_unlock(m);
-	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
-	KUNIT_EXPECT_TRUE(test, ws.ordered);
-	KUNIT_EXPECT_TRUE(test, ws.dma_ok);
+	ws = walk_all(test, tm, addr, addr + len);
 	KUNIT_EXPECT_EQ(test, ws.last, blk[6] + SZ_1M);
 
 	/* each entry maps the page the CPU sees */
@@ -1502,7 +1515,6 @@ static void hmm_mirror_test_group_full(struct kunit *test)
 {
 	struct test_mirror *tm = test_mirror_alloc(test);
 	struct hmm_mirror *m = &tm->mirror;
-	struct walk_state ws = { .ordered = true, .dma_ok = true };
 	unsigned long addr, base, len = 2 * SZ_128M, a, i;
 
 	addr = test_mmap(test, len, PROT_READ | PROT_WRITE);
@@ -1531,13 +1543,7 @@ static void hmm_mirror_test_group_full(struct kunit *test)
 								   SZ_2M - 2 * PAGE_SIZE)));
 	KUNIT_EXPECT_EQ(test, entry_of(tm, base + PAGE_SIZE), 0);
 
-	hmm_mirror_lock(m);
-	KUNIT_EXPECT_EQ(test, 0, hmm_mirror_walk(m, addr, addr + len, walk_fn,
-						 &ws));
-	hmm_mirror_unlock(m);
-	KUNIT_EXPECT_EQ(test, ws.count, m->nr_valid);
-	KUNIT_EXPECT_TRUE(test, ws.ordered);
-	KUNIT_EXPECT_TRUE(test, ws.dma_ok);
+	walk_all(test, tm, addr, addr + len);
 
 	vm_munmap(addr, len);
 	KUNIT_EXPECT_EQ(test, m->nr_valid, 0);
