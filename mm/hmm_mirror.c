@@ -373,6 +373,9 @@ static void hmm_mirror_classes_init(void)
 	static bool done;
 	unsigned int c;
 
+	/* every later registration: no global lock */
+	if (smp_load_acquire(&done))
+		return;
 	mutex_lock(&hmm_mirror_class_lock);
 	for (c = 0; !done && c < HMM_MIRROR_CLASSES; c++) {
 		snprintf(hmm_mirror_class_name[c],
@@ -383,7 +386,8 @@ static void hmm_mirror_classes_init(void)
 					     hmm_mirror_class_bytes(hmm_mirror_class_caps[c]),
 					     sizeof(u64), 0, NULL));
 	}
-	done = true;
+	/* the caches are set before anyone can see done */
+	smp_store_release(&done, true);
 	mutex_unlock(&hmm_mirror_class_lock);
 }
 
