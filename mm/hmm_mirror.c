@@ -794,14 +794,50 @@ static unsigned long hmm_mirror_sparse_unmap(struct hmm_mirror *mirror,
 	return n;
 }
 
+/*
+ * Set the @nr entries @narrow of empty leaf @leaf at the slots their
+ * positions @pos give (the low HMM_MIRROR_LEAF_SHIFT bits: a sparse leaf's
+ * slots, or positions in a group)
+ */
+static void hmm_mirror_leaf_unpack(struct hmm_mirror_leaf *leaf,
+				   const u16 *pos, const u32 *narrow,
+				   unsigned int nr)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		hmm_mirror_leaf_set_entry(leaf, pos[i] & HMM_MIRROR_LEAF_MASK,
+					  hmm_mirror_narrow_to_entry(narrow[i]));
+	leaf->nr_valid = nr;
+}
+
+/*
+ * Copy the valid entries of narrow leaf @leaf to @pos and @narrow, their
+ * positions being @base plus their slots; return how many there are
+ */
+static unsigned int hmm_mirror_leaf_pack(struct hmm_mirror_leaf *leaf,
+					 unsigned int base, u16 *pos,
+					 u32 *narrow)
+{
+	u32 *entries = leaf->entries;
+	unsigned int slot, n = 0;
+
+	for (slot = 0; n < leaf->nr_valid; slot++) {
+		if (!(entries[slot] & HMM_MIRROR_ENTRY_VALID))
+			continue;
+		pos[n] = base + slot;
+		narrow[n++] = entries[slot];
+	}
+	return n;
+}
+
 /* Copy the entries of extent or sparse leaf @from into empty leaf @leaf */
 static void hmm_mirror_leaf_fill(struct hmm_mirror *mirror,
 				 struct hmm_mirror_leaf *leaf,
 				 struct hmm_mirror_leaf *from)
 {
 	struct hmm_mirror_sparse *sp;
-	unsigned int slot, i;
-	u32 *narrow;
+	unsigned int slot;
 
 	if (hmm_mirror_is_extent(from)) {
 		for (slot = hmm_mirror_extent_slot(from);
@@ -815,11 +851,8 @@ static void hmm_mirror_leaf_fill(struct hmm_mirror *mirror,
 		return;
 	}
 	sp = hmm_mirror_to_sparse(from);
-	narrow = hmm_mirror_sparse_narrow(sp);
-	for (i = 0; i < sp->nr; i++)
-		hmm_mirror_leaf_set_entry(leaf, sp->slot[i],
-					  hmm_mirror_narrow_to_entry(narrow[i]));
-	leaf->nr_valid = sp->nr;
+	hmm_mirror_leaf_unpack(leaf, sp->slot, hmm_mirror_sparse_narrow(sp),
+			       sp->nr);
 }
 
 /* -------------------------------------------------------------------------
@@ -992,18 +1025,14 @@ static unsigned int hmm_mirror_group_take(struct hmm_mirror *mirror,
 	unsigned long gi = leaf_index >> HMM_MIRROR_GROUP_SHIFT;
 	unsigned long first = leaf_index << HMM_MIRROR_LEAF_SHIFT;
 	struct hmm_mirror_group *g = xa_load(&mirror->groups, gi);
-	unsigned int b, e, i;
-	u32 *narrow;
+	unsigned int b, e;
 
 	if (!g)
 		return 0;
 	b = hmm_mirror_group_range(g, gi, first, first + HMM_MIRROR_LEAF_MASK,
 				   &e);
-	narrow = hmm_mirror_group_narrow(g);
-	for (i = b; i < e; i++)
-		hmm_mirror_leaf_set_entry(leaf, g->pos[i] & HMM_MIRROR_LEAF_MASK,
-					  hmm_mirror_narrow_to_entry(narrow[i]));
-	leaf->nr_valid = e - b;
+	hmm_mirror_leaf_unpack(leaf, &g->pos[b], &hmm_mirror_group_narrow(g)[b],
+			       e - b);
 	if (e > b)
 		hmm_mirror_group_cut(mirror, gi, g, b, e);
 	return e - b;
@@ -1074,8 +1103,8 @@ static bool hmm_mirror_group_put(struct hmm_mirror *mirror,
 {
 	unsigned long gi = leaf_index >> HMM_MIRROR_GROUP_SHIFT;
 	struct hmm_mirror_group *old = xa_load(&mirror->groups, gi), *g;
-	unsigned int at = 0, old_nr = old ? old->nr : 0, slot, n;
-	u32 *entries = leaf->entries, *narrow, *old_narrow;
+	unsigned int at = 0, old_nr = old ? old->nr : 0, n;
+	u32 *narrow, *old_narrow;
 
 	if (leaf->nr_valid > HMM_MIRROR_SPARSE_MAX)
 		return false;
@@ -1098,13 +1127,8 @@ static bool hmm_mirror_group_put(struct hmm_mirror *mirror,
 		memcpy(g->pos, old->pos, at * sizeof(*g->pos));
 		memcpy(narrow, old_narrow, at * sizeof(*narrow));
 	}
-	n = at;
-	for (slot = 0; n < at + leaf->nr_valid; slot++) {
-		if (!(entries[slot] & HMM_MIRROR_ENTRY_VALID))
-			continue;
-		g->pos[n] = hmm_mirror_group_pos(leaf_index, slot);
-		narrow[n++] = entries[slot];
-	}
+	n = at + hmm_mirror_leaf_pack(leaf, hmm_mirror_group_pos(leaf_index, 0),
+				      &g->pos[at], &narrow[at]);
 	if (old) {
 		memcpy(&g->pos[n], &old->pos[at], (old_nr - at) * sizeof(*g->pos));
 		memcpy(&narrow[n], &old_narrow[at],
@@ -1120,7 +1144,7 @@ static bool hmm_mirror_group_put(struct hmm_mirror *mirror,
 	}
 	kfree(old);
 	xa_erase(&mirror->leaves, leaf_index);
-	memset(entries, 0, hmm_mirror_leaf_bytes(false));
+	memset(leaf->entries, 0, hmm_mirror_leaf_bytes(false));
 	leaf->nr_valid = 0;
 	return true;
 }
@@ -1670,9 +1694,7 @@ static int hmm_mirror_leaf_run(struct hmm_mirror *mirror,
 static struct hmm_mirror_sparse *hmm_mirror_sparse_from(struct hmm_mirror_leaf *leaf)
 {
 	int class = hmm_mirror_class_of(leaf->nr_valid);
-	u32 *entries = leaf->entries, *narrow;
 	struct hmm_mirror_sparse *sp;
-	unsigned int slot;
 
 	if (leaf->nr_valid > HMM_MIRROR_SPARSE_MAX)
 		return NULL;
@@ -1681,15 +1703,9 @@ static struct hmm_mirror_sparse *hmm_mirror_sparse_from(struct hmm_mirror_leaf *
 		return NULL;
 	sp->kind = HMM_MIRROR_LEAF_SPARSE;
 	sp->class = class;
-	sp->nr = 0;
-	narrow = hmm_mirror_sparse_narrow(sp);
-	for (slot = 0; sp->nr < leaf->nr_valid; slot++) {
-		if (!(entries[slot] & HMM_MIRROR_ENTRY_VALID))
-			continue;
-		sp->slot[sp->nr] = slot;
-		narrow[sp->nr++] = entries[slot];
-		entries[slot] = 0;
-	}
+	sp->nr = hmm_mirror_leaf_pack(leaf, 0, sp->slot,
+				      hmm_mirror_sparse_narrow(sp));
+	memset(leaf->entries, 0, hmm_mirror_leaf_bytes(false));
 	leaf->nr_valid = 0;
 	return sp;
 }
